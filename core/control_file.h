@@ -1,0 +1,42 @@
+// The description of one control file a controller adds to each cgroup.
+//
+// This is a descriptor, not I/O: the file layer (fs/) decides where the file
+// appears, checks permissions, and moves bytes; the controller turns its
+// state into text and text into state. Handlers are called with the engine's
+// cgroup mutex held, so they see a stable hierarchy and may call the
+// engine's *_locked helpers.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/result.h"
+
+namespace cgcore {
+
+class Css;
+class Engine;
+
+enum class FileScope : uint8_t {
+  kEverywhere,  // every cgroup with the controller, root included
+  kRootOnly,    // only the hierarchy's root cgroup
+  kNonRoot,     // every cgroup but the root
+};
+
+// Which hierarchy kinds show the file.
+enum FileVersions : uint8_t { kV1 = 1, kV2 = 2, kV1V2 = 3 };
+
+struct ControlFileSpec {
+  // The name after the controller's prefix: "max" for "pids.max". A name
+  // that starts with '!' is taken as-is, without prefix.
+  std::string_view name;
+  uint8_t versions = kV1V2;
+  FileScope scope = FileScope::kEverywhere;
+  // Null handler = not readable / not writable (mode bits follow).
+  Result<std::string> (*read)(Engine& engine, Css& css) = nullptr;
+  // One write is one command; the whole text written is passed.
+  Status (*write)(Engine& engine, Css& css, std::string_view text) = nullptr;
+};
+
+}  // namespace cgcore

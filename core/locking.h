@@ -1,0 +1,223 @@
+// Locks of the engine, what each protects, and the order they nest in.
+//
+// Lock order (outermost first; a thread holding one may only take those
+// below it):
+//
+//   1. Engine::cgroup_mutex_      Serialises every change of the hierarchy
+//                                 (hierarchies, cgroups, controllers, css
+//                                 lifecycle) and every migration. Held across
+//                                 a whole migration transaction.
+//   2. Engine::threadgroup_rwsem_ The global threadgroup lock. Fork, exit and
+//                                 exec take it shared; a transfer of every
+//                                 task of a cgroup (mode ALL) and controller
+//                                 rebinding take it exclusive, which freezes
+//                                 the set of tasks of the whole engine.
+//   3. Process::threadgroup_lock  Per process. Fork (from any thread of the
+//                                 process), thread creation, exit and exec take
+//                                 it shared; migrating any thread of the
+//                                 process takes it exclusive, which freezes
+//                                 the process's threads and their css_sets.
+//   4. Engine::css_set_lock_      Guards css_set task lists (tasks and
+//                                 mg_tasks), css_set reference drops to zero,
+//                                 the css_set hash table, cgroup <-> css_set
+//                                 links, populated counters, every process's
+//                                 thread list, and writes of Task::cset.
+//                                 Readers of task lists take it shared.
+//   5. Engine::task_table_lock_   Guards the id -> task table and id
+//                                 allocation. A leaf: nothing is taken under
+//                                 it.
+//
+// Several Process::threadgroup_locks are held at once only by a migration,
+// which holds cgroup_mutex_, so two such holders never race.
+//
+// Every lock type here carries clang capability annotations, and in debug
+// builds (NDEBUG undefined) remembers which thread holds it so that
+// AssertHeld() / AssertReaderHeld() really check.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <shared_mutex>
+
+#include "core/thread_annotations.h"
+
+namespace cgcore {
+
+namespace lock_debug {
+// Per-thread record of held locks, used by the assertions in debug builds.
+// Returns 0 if the current thread does not hold `lock`, 1 if shared, 2 if
+// exclusive.
+int held_mode(const void* lock);
+void note_acquire(const void* lock, bool exclusive);
+void note_release(const void* lock);
+[[noreturn]] void fail(const char* what, const void* lock);
+}  // namespace lock_debug
+
+#ifdef NDEBUG
+inline constexpr bool kLockDebug = false;
+#else
+inline constexpr bool kLockDebug = true;
+#endif
+
+// A mutual-exclusion lock. Thread-safe; not copyable.
+class CG_CAPABILITY("mutex") Mutex {
+ public:
+  Mutex() = default;
+  Mutex(const Mutex&) = delete;
+  Mutex& operator=(const Mutex&) = delete;
+
+  void Lock() CG_ACQUIRE() {
+    mu_.lock();
+    if constexpr (kLockDebug) lock_debug::note_acquire(this, true);
+  }
+  void Unlock() CG_RELEASE() {
+    if constexpr (kLockDebug) lock_debug::note_release(this);
+    mu_.unlock();
+  }
+  // Aborts (debug builds) unless the calling thread holds the lock.
+  void AssertHeld() const CG_ASSERT_CAPABILITY(this) {
+    if constexpr (kLockDebug)
+      if (lock_debug::held_mode(this) != 2) lock_debug::fail("Mutex not held", this);
+  }
+
+ private:
+  std::mutex mu_;
+};
+
+// A reader-writer lock (std::shared_mutex underneath). Thread-safe.
+class CG_CAPABILITY("shared_mutex") SharedMutex {
+ public:
+  SharedMutex() = default;
+  SharedMutex(const SharedMutex&) = delete;
+  SharedMutex& operator=(const SharedMutex&) = delete;
+
+  void Lock() CG_ACQUIRE() {
+    mu_.lock();
+    if constexpr (kLockDebug) lock_debug::note_acquire(this, true);
+  }
+  void Unlock() CG_RELEASE() {
+    if constexpr (kLockDebug) lock_debug::note_release(this);
+    mu_.unlock();
+  }
+  void LockShared() CG_ACQUIRE_SHARED() {
+    mu_.lock_shared();
+    if constexpr (kLockDebug) lock_debug::note_acquire(this, false);
+  }
+  void UnlockShared() CG_RELEASE_SHARED() {
+    if constexpr (kLockDebug) lock_debug::note_release(this);
+    mu_.unlock_shared();
+  }
+  // Aborts (debug builds) unless the calling thread holds the lock exclusive.
+  void AssertHeld() const CG_ASSERT_CAPABILITY(this) {
+    if constexpr (kLockDebug)
+      if (lock_debug::held_mode(this) != 2)
+        lock_debug::fail("SharedMutex not held exclusive", this);
+  }
+  // Aborts (debug builds) unless the calling thread holds the lock at all.
+  void AssertReaderHeld() const CG_ASSERT_SHARED_CAPABILITY(this) {
+    if constexpr (kLockDebug)
+      if (lock_debug::held_mode(this) == 0) lock_debug::fail("SharedMutex not held", this);
+  }
+
+ private:
+  std::shared_mutex mu_;
+};
+
+// A four-byte reader-writer semaphore for per-process threadgroup locks, so
+// that a process costs a word rather than std::shared_mutex's 56 bytes.
+// Waiting readers defer to a waiting writer, so a stream of forks cannot
+// starve a migration. REQUIRES: at most one thread waits to write at a time
+// (writers are serialised by Engine::cgroup_mutex_).
+class CG_CAPABILITY("rwsem") RwSem {
+ public:
+  RwSem() = default;
+  RwSem(const RwSem&) = delete;
+  RwSem& operator=(const RwSem&) = delete;
+
+  void Lock() CG_ACQUIRE();
+  void Unlock() CG_RELEASE();
+  void LockShared() CG_ACQUIRE_SHARED();
+  void UnlockShared() CG_RELEASE_SHARED();
+  void AssertHeld() const CG_ASSERT_CAPABILITY(this) {
+    if constexpr (kLockDebug)
+      if (lock_debug::held_mode(this) != 2) lock_debug::fail("RwSem not held exclusive", this);
+  }
+  void AssertReaderHeld() const CG_ASSERT_SHARED_CAPABILITY(this) {
+    if constexpr (kLockDebug)
+      if (lock_debug::held_mode(this) == 0) lock_debug::fail("RwSem not held", this);
+  }
+
+ private:
+  static constexpr uint32_t kWriter = 1u << 31;
+  static constexpr uint32_t kWriterWaiting = 1u << 30;
+  static constexpr uint32_t kReaderMask = kWriterWaiting - 1;
+  std::atomic<uint32_t> state_{0};
+};
+
+// A reader-writer lock whose readers spread over cache-line-sized shards, so
+// that concurrent forks and exits on different threads do not bounce one
+// counter between cores (the kernel's percpu_rw_semaphore, in small). A writer
+// takes every shard. Same writer REQUIRES as RwSem.
+class CG_CAPABILITY("sharded_rwsem") ShardedRwSem {
+ public:
+  ShardedRwSem() = default;
+  ShardedRwSem(const ShardedRwSem&) = delete;
+  ShardedRwSem& operator=(const ShardedRwSem&) = delete;
+
+  void Lock() CG_ACQUIRE();
+  void Unlock() CG_RELEASE();
+  void LockShared() CG_ACQUIRE_SHARED();
+  void UnlockShared() CG_RELEASE_SHARED();
+  void AssertHeld() const CG_ASSERT_CAPABILITY(this) {
+    if constexpr (kLockDebug)
+      if (lock_debug::held_mode(this) != 2)
+        lock_debug::fail("ShardedRwSem not held exclusive", this);
+  }
+  void AssertReaderHeld() const CG_ASSERT_SHARED_CAPABILITY(this) {
+    if constexpr (kLockDebug)
+      if (lock_debug::held_mode(this) == 0) lock_debug::fail("ShardedRwSem not held", this);
+  }
+
+ private:
+  static constexpr int kShards = 16;
+  struct alignas(64) Shard {
+    RwSem sem;
+  };
+  // The shard the calling thread reads through (stable per thread).
+  static int my_shard();
+  std::array<Shard, kShards> shards_;
+};
+
+// Scoped exclusive hold of any of the lock types above.
+template <typename Lock>
+class CG_SCOPED_CAPABILITY ExclusiveLock {
+ public:
+  explicit ExclusiveLock(Lock& lock) CG_ACQUIRE(lock) : lock_(lock) { lock_.Lock(); }
+  ~ExclusiveLock() CG_RELEASE() { lock_.Unlock(); }
+  ExclusiveLock(const ExclusiveLock&) = delete;
+  ExclusiveLock& operator=(const ExclusiveLock&) = delete;
+
+ private:
+  Lock& lock_;
+};
+
+// Scoped shared hold.
+template <typename Lock>
+class CG_SCOPED_CAPABILITY SharedLock {
+ public:
+  explicit SharedLock(Lock& lock) CG_ACQUIRE_SHARED(lock) : lock_(lock) {
+    lock_.LockShared();
+  }
+  ~SharedLock() CG_RELEASE_GENERIC() { lock_.UnlockShared(); }
+  SharedLock(const SharedLock&) = delete;
+  SharedLock& operator=(const SharedLock&) = delete;
+
+ private:
+  Lock& lock_;
+};
+
+using MutexLock = ExclusiveLock<Mutex>;
+
+}  // namespace cgcore

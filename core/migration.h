@@ -1,0 +1,139 @@
+// The migration transaction (seeds 000, 001, 002).
+//
+// One MigrationContext moves a set of tasks to one destination cgroup per
+// hierarchy (a migration normally has one destination; re-homing css_sets
+// after a controller rebind gives each source its own), all or nothing:
+//
+//   1. add_src(cset, dst)  Pin each source css_set and remember where its
+//                          tasks go. No allocation.
+//   2. prepare_dst()       Find or create the destination css_set of every
+//                          source. The only step that allocates; on failure
+//                          nothing has changed.
+//   3. add_task(task)      Put each target on its css_set's mg_tasks list (no
+//      execute()           allocation), then run the controllers' prepare
+//                          hooks (which may veto: everything is undone), then
+//                          the commit point, after which nothing can fail.
+//   4. finish()            Unpin every css_set (the destructor does it).
+//
+// The lists change meaning at the commit point: before it, the taskset's
+// css_set list holds the *source* css_sets and each target sits on its
+// source's mg_tasks; after it, the list holds the *destination* css_sets and
+// each target sits on its destination's mg_tasks until the post hooks ran,
+// when it is spliced onto the destination's tasks.
+//
+// Locking: the context lives entirely under the engine's cgroup mutex. The
+// caller holds the threadgroup locks of every target (exclusive), or the
+// global threadgroup lock exclusive, from add_task until execute() returns, so
+// that no target forks, exits or changes css_set meanwhile.
+#pragma once
+
+#include <cstddef>
+
+#include "core/css_set.h"
+#include "core/result.h"
+#include "core/types.h"
+
+namespace cgcore {
+
+class Engine;
+class MigrationContext;
+
+// What the controllers' migration hooks see.
+class TaskSet {
+ public:
+  // Calls fn(Task& task, CssSet* src, CssSet& dst) for every task of the
+  // transaction. `src` is null after the commit point (attach, post_attach):
+  // a controller that needs a task's source records it in can_attach.
+  template <typename Fn>
+  void for_each(Fn&& fn) const {
+    for (CssSet& cs : csets_) {
+      for (Task& t : cs.mg_tasks_) {
+        if (committed_) {
+          fn(t, static_cast<CssSet*>(nullptr), cs);
+        } else {
+          fn(t, &cs, *cs.mg_dst_cset_);
+        }
+      }
+    }
+  }
+  // Calls fn(CssSet& src, CssSet& dst) once per source css_set with targets
+  // (before the commit point only).
+  template <typename Fn>
+  void for_each_cset_pair(Fn&& fn) const {
+    if (committed_) return;
+    for (CssSet& cs : csets_)
+      if (!cs.mg_tasks_.empty()) fn(cs, *cs.mg_dst_cset_);
+  }
+  size_t nr_tasks() const { return nr_tasks_; }
+  bool committed() const { return committed_; }
+  // The engine the transaction runs in.
+  Engine& engine() const { return *engine_; }
+
+ private:
+  friend class MigrationContext;
+  explicit TaskSet(Engine* engine) : engine_(engine) {}
+
+  Engine* engine_;
+  IntrusiveList<CssSet, &CssSet::mg_node_> csets_;
+  size_t nr_tasks_ = 0;
+  bool committed_ = false;
+};
+
+class MigrationContext {
+ public:
+  // Locking: cgroup mutex held.
+  explicit MigrationContext(Engine& engine);
+  // Runs finish().
+  ~MigrationContext();
+  MigrationContext(const MigrationContext&) = delete;
+  MigrationContext& operator=(const MigrationContext&) = delete;
+
+  // Step 1: tasks of `src` are about to move to `dst` (in dst's hierarchy),
+  // or, with dst null, out of hierarchy `h` altogether (it is being
+  // destroyed). Pins `src`. A css_set already added is not added twice; one
+  // already in the destination is ignored.
+  // Locking: cgroup mutex and css_set lock (exclusive) held.
+  void add_src(CssSet& src, Cgroup* dst, HierarchyId h);
+
+  // Step 2: finds or creates the destination css_set of every source and pins
+  // it. Fails with ENOMEM (allocation, including injected failures); nothing
+  // visible has changed then, and finish() drops what was pinned.
+  // Locking: cgroup mutex held; takes the css_set lock.
+  Status prepare_dst();
+
+  // Step 3a: makes `task` a target. Skips exiting tasks and tasks whose
+  // css_set was not added as a source (already in the destination). REQUIRES
+  // prepare_dst() succeeded. Locking: cgroup mutex, the task's threadgroup
+  // lock (or the global one) exclusive, css_set lock exclusive.
+  void add_task(Task& task);
+
+  // Step 3a, for the ALL mode: makes every task of every source a target.
+  // Locking: as add_task, with the global threadgroup lock exclusive.
+  void add_all_tasks();
+
+  // Step 3b: runs the controllers' hooks and commits. On a veto every
+  // controller that prepared is cancelled in reverse order, every target is
+  // back on its source's list, and the veto's Status is returned.
+  // Locking: cgroup mutex and the targets' threadgroup locks held; takes the
+  // css_set lock.
+  Status execute();
+
+  // Step 4: unpins everything; idempotent.
+  // Locking: cgroup mutex held; takes the css_set lock.
+  void finish();
+
+  // The number of targets added so far.
+  size_t nr_tasks() const { return tset_.nr_tasks_; }
+
+ private:
+  // Puts every target back on its source's tasks list.
+  void restore_targets();
+
+  Engine& engine_;
+  IntrusiveList<CssSet, &CssSet::mg_src_preload_node_> preloaded_src_;
+  IntrusiveList<CssSet, &CssSet::mg_dst_preload_node_> preloaded_dst_;
+  TaskSet tset_;
+  bool prepared_ = false;
+};
+
+}  // namespace cgcore

@@ -1,0 +1,156 @@
+// Task (a thread), Process (a thread group) and Mm (an address space).
+//
+// A Task is in exactly one css_set while alive; its cset pointer is written
+// under the css_set lock and may be read without it by a holder of the task's
+// process threadgroup lock (which excludes migration of that process) or as a
+// racy hint. A thread-group leader that exits before its other threads stays
+// as a zombie (dead, in no css_set) so that the process keeps its id.
+//
+// Lifetime: tasks and processes are reference counted. The engine's id table
+// holds one reference on each task it maps; lookups take one while they work;
+// every task holds one on its process; a process holds one on its Mm.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "core/intrusive_list.h"
+#include "core/locking.h"
+#include "core/types.h"
+
+namespace cgcore {
+
+class Css;
+class CssSet;
+class Engine;
+class Process;
+
+// An address space, shared by the threads of a process and by CLONE_VM /
+// vfork children. Carries the sizes the memory controllers account and a few
+// css slots a controller can reserve (Engine::reserve_mm_slot) to point the
+// address space at the css it charges (the memory controller's mm->memcg).
+class Mm {
+ public:
+  static constexpr int kSlots = 4;
+
+  Mm() = default;
+  Mm(const Mm&) = delete;
+  Mm& operator=(const Mm&) = delete;
+
+  // Held exclusive while an address space's sizes or charges change, and
+  // shared by migration across a transaction that moves charges (seed 002's
+  // use of mmap_sem).
+  RwSem& mmap_lock() { return mmap_lock_; }
+
+  // The css a controller's slot points at (null if never set). Switching is
+  // an atomic exchange (seed 003); the exchanged-out pointer is returned and
+  // its reference passes to the caller.
+  Css* slot(int i) const { return slots_[i].load(std::memory_order_acquire); }
+  Css* exchange_slot(int i, Css* css) {
+    return slots_[i].exchange(css, std::memory_order_acq_rel);
+  }
+
+  // Address-space size in bytes (memrlimit) and charged resident bytes
+  // (memory). Changed with mmap_lock held exclusive.
+  std::atomic<int64_t> total_vm{0};
+  std::atomic<int64_t> charged{0};
+
+  void get() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  // Returns true if this dropped the last reference (the caller frees).
+  bool put() { return refs_.fetch_sub(1, std::memory_order_acq_rel) == 1; }
+  int32_t users() const { return refs_.load(std::memory_order_relaxed); }
+
+ private:
+  RwSem mmap_lock_;
+  std::atomic<Css*> slots_[kSlots] = {};
+  std::atomic<int32_t> refs_{1};
+};
+
+class Task {
+ public:
+  Task(const Task&) = delete;
+  Task& operator=(const Task&) = delete;
+
+  Pid tid() const { return tid_.load(std::memory_order_relaxed); }
+  Process& process() const { return *process_; }
+  // The task's css_set; null once it has exited. See the file comment.
+  CssSet* cset() const { return cset_.load(std::memory_order_acquire); }
+  // The task has begun to exit; migration skips it.
+  bool exiting() const { return state_.load(std::memory_order_acquire) & kExiting; }
+  // The task has exited (unlinked from its css_set).
+  bool dead() const { return state_.load(std::memory_order_acquire) & kDead; }
+
+ private:
+  friend class Engine;
+  friend class MigrationContext;
+  friend class TaskSet;
+  friend class CssSet;
+  friend class Process;
+  friend class InvariantChecker;
+
+  static constexpr uint32_t kExiting = 1u << 31;
+  static constexpr uint32_t kDead = 1u << 30;
+  static constexpr uint32_t kEmbryo = 1u << 29;  // forked, not yet linked
+  static constexpr uint32_t kRefMask = kEmbryo - 1;
+
+  Task(Pid tid, Process* process);
+  ~Task() = default;
+  bool embryo() const { return state_.load(std::memory_order_acquire) & kEmbryo; }
+  void get() { state_.fetch_add(1, std::memory_order_relaxed); }
+  // Drops a reference; frees the task (and releases its process) on the last.
+  void put();
+
+  std::atomic<Pid> tid_;  // changes only when a non-leader execs (de_thread)
+  std::atomic<uint32_t> state_;  // flags above | reference count
+  Process* const process_;       // holds a reference
+  std::atomic<CssSet*> cset_{nullptr};  // holds a reference; written under css_set_lock
+
+ public:
+  // Guarded by css_set_lock: on cset()->tasks or ->mg_tasks while alive.
+  ListHook cset_node;
+  // Guarded by css_set_lock: on process().threads while alive.
+  ListHook thread_node;
+};
+
+class Process {
+ public:
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  // The process id (the leader's tid). Immutable.
+  Pid tgid() const { return tgid_; }
+  // Fork, thread creation, exit and exec of this process take it shared;
+  // migrating any of its threads takes it exclusive.
+  RwSem& threadgroup_lock() { return threadgroup_lock_; }
+  // The address space; changes on exec. Holds a reference.
+  Mm* mm() const { return mm_.load(std::memory_order_acquire); }
+
+ private:
+  friend class Engine;
+  friend class Task;
+  friend class MigrationContext;
+  friend class InvariantChecker;
+
+  Process(Engine* engine, Creds creds, Mm* mm) : engine_(engine), creds_(creds), mm_(mm) {}
+  ~Process() = default;
+  void get() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void put();
+
+  Engine* const engine_;
+  Pid tgid_ = 0;  // set once, before the process is published
+  RwSem threadgroup_lock_;
+  std::atomic<uint32_t> refs_{0};  // one per Task object of the process
+
+  // Guarded by css_set_lock.
+  Creds creds_;
+  IntrusiveList<Task, &Task::thread_node> threads_;  // live threads
+  int32_t nr_threads_ = 0;
+
+  std::atomic<Mm*> mm_;
+};
+
+inline Task::Task(Pid tid, Process* process) : tid_(tid), state_(kEmbryo | 1), process_(process) {
+  process_->get();
+}
+
+}  // namespace cgcore

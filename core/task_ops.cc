@@ -1,0 +1,333 @@
+// Engine: tasks — spawn, fork, thread creation, exit, exec, credentials.
+#include <new>
+
+#include "core/engine.h"
+
+namespace cgcore {
+
+Engine::TaskRef Engine::lookup_task(Pid tid) const {
+  SharedLock<SharedMutex> lock(task_table_lock_);
+  Task* t = task_table_.get(tid);
+  if (!t || t->embryo()) return TaskRef();
+  t->get();
+  return TaskRef(t);
+}
+
+void Engine::free_process(Process* process) {
+  Mm* mm = process->mm();
+  delete process;
+  live_processes_.fetch_sub(1, std::memory_order_relaxed);
+  if (mm && mm->put()) free_mm(mm);
+}
+
+void Engine::free_mm(Mm* mm) {
+  for (int i = 0; i < Mm::kSlots; ++i)
+    if (Css* css = mm->exchange_slot(i, nullptr)) css->put();
+  delete mm;
+  live_mms_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+Result<Pid> Engine::create_task_locked(CssSet& cset, Process* join, const Creds& creds,
+                                       Mm* share_mm, std::optional<Pid> want) {
+  threadgroup_rwsem_.AssertReaderHeld();
+  if (want && (*want <= 0 || *want > TaskTable::kMaxPid))
+    return Status::Error(EINVAL, "task id out of range");
+
+  // Objects first, invisible to everyone until the id table publishes them.
+  Mm* mm = nullptr;
+  Process* proc = join;
+  Task* task = nullptr;
+  try {
+    if (!proc) {
+      mm = share_mm ? share_mm : new Mm;
+      if (share_mm) share_mm->get();
+      else live_mms_.fetch_add(1, std::memory_order_relaxed);
+      proc = new Process(this, creds, mm);
+      mm = nullptr;  // the process owns the reference now
+      live_processes_.fetch_add(1, std::memory_order_relaxed);
+    }
+    task = new Task(0, proc);  // takes a process reference
+    live_tasks_.fetch_add(1, std::memory_order_relaxed);
+  } catch (const std::bad_alloc&) {
+    if (mm && mm->put()) free_mm(mm);
+    if (proc && proc != join) {
+      proc->get();
+      proc->put();  // frees it and its mm
+    }
+    return Status::Error(ENOMEM, "out of memory creating a task");
+  }
+
+  Pid id;
+  {
+    ExclusiveLock<SharedMutex> t(task_table_lock_);
+    Status st;
+    id = want ? *want : task_table_.next_free();
+    if (id == 0)
+      st = Status::Error(EAGAIN, "no free task id");
+    else if (task_table_.get(id))
+      st = Status::Error(EEXIST, "task id " + std::to_string(id) + " is in use");
+    else
+      st = task_table_.reserve(id);
+    if (!st.ok()) {
+      task->put();  // frees the task (and a new process with it)
+      return st;
+    }
+    task->tid_.store(id, std::memory_order_relaxed);
+    if (!join) proc->tgid_ = id;
+    task_table_.set(id, task);  // the table adopts the creation reference
+  }
+
+  // can_fork against the css_set the child joins; the caller's threadgroup
+  // locks keep that css_set the parent's until the child is linked.
+  const size_t nr_ss = nr_controllers();
+  for (size_t i = 0; i < nr_ss; ++i) {
+    Status st = controllers_[i]->can_fork(*task, cset);
+    if (st.ok()) continue;
+    for (size_t j = i; j-- > 0;) controllers_[j]->cancel_fork(*task, cset);
+    {
+      ExclusiveLock<SharedMutex> t(task_table_lock_);
+      task_table_.set(id, nullptr);
+    }
+    task->put();
+    return st;
+  }
+
+  {
+    ExclusiveLock<SharedMutex> cs(css_set_lock_);
+    link_task_locked(*task, cset);
+    proc->threads_.push_back(*task);
+    ++proc->nr_threads_;
+    task->state_.fetch_and(~Task::kEmbryo, std::memory_order_release);
+  }
+  nr_live_tasks_.fetch_add(1, std::memory_order_relaxed);
+  for (size_t i = 0; i < nr_ss; ++i) controllers_[i]->fork(*task);
+  return id;
+}
+
+Result<Pid> Engine::spawn(const SpawnOptions& opts) {
+  SharedLock<ShardedRwSem> tg(threadgroup_rwsem_);
+  CssSet* cset;
+  {
+    // Stable while the global threadgroup lock is held (rebinds take it
+    // exclusive), and pinned by the engine.
+    SharedLock<SharedMutex> cs(css_set_lock_);
+    cset = root_cset_;
+  }
+  return create_task_locked(*cset, nullptr, opts.creds, nullptr, opts.pid);
+}
+
+Result<Pid> Engine::fork(Pid parent_tid, const ForkOptions& opts) {
+  TaskRef parent = lookup_task(parent_tid);
+  if (!parent) return Status::Error(ESRCH, "no task " + std::to_string(parent_tid));
+  Process& pp = parent->process();
+  SharedLock<ShardedRwSem> tg(threadgroup_rwsem_);
+  SharedLock<RwSem> ptg(pp.threadgroup_lock_);
+  if (parent->exiting())
+    return Status::Error(ESRCH, "task " + std::to_string(parent_tid) + " is exiting");
+  Creds creds;
+  {
+    SharedLock<SharedMutex> cs(css_set_lock_);
+    creds = opts.creds.value_or(pp.creds_);
+  }
+  return create_task_locked(*parent->cset(), nullptr, creds, opts.share_mm ? pp.mm() : nullptr,
+                            opts.pid);
+}
+
+Result<Pid> Engine::clone_thread(Pid tid, std::optional<Pid> new_tid) {
+  TaskRef parent = lookup_task(tid);
+  if (!parent) return Status::Error(ESRCH, "no task " + std::to_string(tid));
+  Process& pp = parent->process();
+  SharedLock<ShardedRwSem> tg(threadgroup_rwsem_);
+  SharedLock<RwSem> ptg(pp.threadgroup_lock_);
+  if (parent->exiting()) return Status::Error(ESRCH, "task " + std::to_string(tid) + " is exiting");
+  return create_task_locked(*parent->cset(), &pp, Creds{}, nullptr, new_tid);
+}
+
+void Engine::exit_task_locked(Task& task) {
+  threadgroup_rwsem_.AssertReaderHeld();
+  Process& proc = task.process();
+  proc.threadgroup_lock_.AssertReaderHeld();
+  task.state_.fetch_or(Task::kExiting, std::memory_order_acq_rel);
+  CssSet* cset;
+  bool last;
+  {
+    ExclusiveLock<SharedMutex> cs(css_set_lock_);
+    cset = task.cset();
+    unlink_task_locked(task);
+    task.cset_.store(nullptr, std::memory_order_release);
+    task.thread_node.unlink();
+    last = --proc.nr_threads_ == 0;
+    task.state_.fetch_or(Task::kDead, std::memory_order_release);
+  }
+  nr_live_tasks_.fetch_sub(1, std::memory_order_relaxed);
+  const size_t nr_ss = nr_controllers();
+  for (size_t i = 0; i < nr_ss; ++i) controllers_[i]->exit(task, *cset);
+  for (size_t i = 0; i < nr_ss; ++i) controllers_[i]->release(task, *cset);
+  {
+    ExclusiveLock<SharedMutex> cs(css_set_lock_);
+    put_cset_locked(cset);
+  }
+
+  // The id table: a non-leader leaves at once; a leader stays as a zombie
+  // (keeping the process id) until the last thread is gone.
+  Task* drop[2] = {nullptr, nullptr};
+  {
+    ExclusiveLock<SharedMutex> t(task_table_lock_);
+    const Pid tid = task.tid();
+    if (tid != proc.tgid_ || last) {
+      task_table_.set(tid, nullptr);
+      drop[0] = &task;
+    }
+    if (last && tid != proc.tgid_) {
+      if (Task* leader = task_table_.get(proc.tgid_); leader && &leader->process() == &proc) {
+        task_table_.set(proc.tgid_, nullptr);
+        drop[1] = leader;
+      }
+    }
+  }
+  // Callers hold their own reference, so these never free `task` under them.
+  for (Task* t : drop)
+    if (t) t->put();
+}
+
+Status Engine::mark_exiting(Pid tid) {
+  TaskRef t = lookup_task(tid);
+  if (!t) return Status::Error(ESRCH, "no task " + std::to_string(tid));
+  SharedLock<ShardedRwSem> tg(threadgroup_rwsem_);
+  SharedLock<RwSem> ptg(t->process().threadgroup_lock_);
+  if (t->dead()) return Status::Error(ESRCH, "task " + std::to_string(tid) + " has exited");
+  t->state_.fetch_or(Task::kExiting, std::memory_order_acq_rel);
+  return Status::Ok();
+}
+
+Status Engine::exit_thread(Pid tid) {
+  TaskRef t = lookup_task(tid);
+  if (!t) return Status::Error(ESRCH, "no task " + std::to_string(tid));
+  SharedLock<ShardedRwSem> tg(threadgroup_rwsem_);
+  SharedLock<RwSem> ptg(t->process().threadgroup_lock_);
+  if (t->dead()) return Status::Error(ESRCH, "task " + std::to_string(tid) + " has exited");
+  exit_task_locked(*t.get());
+  return Status::Ok();
+}
+
+Status Engine::exit_process(Pid tgid) {
+  TaskRef t = lookup_task(tgid);
+  if (!t) return Status::Error(ESRCH, "no process " + std::to_string(tgid));
+  Process& proc = t->process();
+  SharedLock<ShardedRwSem> tg(threadgroup_rwsem_);
+  SharedLock<RwSem> ptg(proc.threadgroup_lock_);
+  bool any = false;
+  for (;;) {
+    Task* next;
+    {
+      SharedLock<SharedMutex> cs(css_set_lock_);
+      next = proc.threads_.front();
+      if (next) next->get();
+    }
+    if (!next) break;
+    any = true;
+    exit_task_locked(*next);
+    next->put();
+  }
+  if (!any) return Status::Error(ESRCH, "process " + std::to_string(tgid) + " has exited");
+  return Status::Ok();
+}
+
+Status Engine::exec(Pid tid) {
+  TaskRef t = lookup_task(tid);
+  if (!t) return Status::Error(ESRCH, "no task " + std::to_string(tid));
+  Process& proc = t->process();
+  Mm* fresh = new (std::nothrow) Mm;
+  if (!fresh) return Status::Error(ENOMEM, "out of memory for a new address space");
+  live_mms_.fetch_add(1, std::memory_order_relaxed);
+
+  // The process lock is taken exclusive (no fork of this process may read
+  // its mm meanwhile); exclusive holders are serialised by the cgroup mutex.
+  MutexLock m(cgroup_mutex_);
+  SharedLock<ShardedRwSem> tg(threadgroup_rwsem_);
+  ExclusiveLock<RwSem> ptg(proc.threadgroup_lock_);
+  if (t->exiting()) {
+    free_mm(fresh);
+    return Status::Error(ESRCH, "task " + std::to_string(tid) + " is exiting");
+  }
+  // de_thread: every other thread exits.
+  for (;;) {
+    Task* other = nullptr;
+    {
+      SharedLock<SharedMutex> cs(css_set_lock_);
+      for (Task& th : proc.threads_)
+        if (&th != t.get()) {
+          other = &th;
+          other->get();
+          break;
+        }
+    }
+    if (!other) break;
+    exit_task_locked(*other);
+    other->put();
+  }
+  // A non-leader that execs takes over the process id; the old leader (a
+  // zombie by now) is gone.
+  if (t->tid() != proc.tgid_) {
+    Task* old_leader;
+    {
+      ExclusiveLock<SharedMutex> cs(css_set_lock_);
+      ExclusiveLock<SharedMutex> tt(task_table_lock_);
+      old_leader = task_table_.get(proc.tgid_);
+      task_table_.set(t->tid(), nullptr);
+      task_table_.set(proc.tgid_, t.get());  // the table's reference moves along
+      t->tid_.store(proc.tgid_, std::memory_order_relaxed);
+    }
+    if (old_leader) old_leader->put();
+  }
+  Mm* old = proc.mm_.exchange(fresh, std::memory_order_acq_rel);
+  if (old->put()) free_mm(old);
+  const size_t nr_ss = nr_controllers();
+  for (size_t i = 0; i < nr_ss; ++i) controllers_[i]->exec(*t.get());
+  return Status::Ok();
+}
+
+Status Engine::set_creds(Pid tgid, const Creds& creds) {
+  TaskRef t = lookup_task(tgid);
+  if (!t) return Status::Error(ESRCH, "no process " + std::to_string(tgid));
+  ExclusiveLock<SharedMutex> cs(css_set_lock_);
+  t->process().creds_ = creds;
+  return Status::Ok();
+}
+
+Result<Creds> Engine::creds(Pid tid) const {
+  TaskRef t = lookup_task(tid);
+  if (!t) return Status::Error(ESRCH, "no task " + std::to_string(tid));
+  SharedLock<SharedMutex> cs(css_set_lock_);
+  return t->process().creds_;
+}
+
+Result<Pid> Engine::tgid_of(Pid tid) const {
+  TaskRef t = lookup_task(tid);
+  if (!t) return Status::Error(ESRCH, "no task " + std::to_string(tid));
+  return t->process().tgid();
+}
+
+Result<std::vector<Pid>> Engine::threads_of(Pid tid) const {
+  TaskRef t = lookup_task(tid);
+  if (!t) return Status::Error(ESRCH, "no task " + std::to_string(tid));
+  std::vector<Pid> out;
+  SharedLock<SharedMutex> cs(css_set_lock_);
+  const Process& proc = t->process();
+  for (const Task& th : proc.threads_)
+    if (th.tid() == proc.tgid_) out.insert(out.begin(), th.tid());
+    else out.push_back(th.tid());
+  return out;
+}
+
+Result<CgroupPtr> Engine::task_cgroup(Pid tid, const Hierarchy& h) const {
+  TaskRef t = lookup_task(tid);
+  if (!t) return Status::Error(ESRCH, "no task " + std::to_string(tid));
+  SharedLock<SharedMutex> cs(css_set_lock_);
+  CssSet* cset = t->cset();
+  if (!cset) return Status::Error(ESRCH, "task " + std::to_string(tid) + " has exited");
+  return CgroupPtr(cset->cgroup(h.id()));
+}
+
+}  // namespace cgcore
+

@@ -1,0 +1,58 @@
+// The id -> task table: a two-level array indexed by pid, so lookup is two
+// loads and a task costs one pointer here. Pages of 4096 slots are allocated
+// on first use. Not thread-safe: guarded by Engine::task_table_lock_.
+#pragma once
+
+#include <array>
+#include <memory>
+#include <vector>
+
+#include "core/result.h"
+#include "core/types.h"
+
+namespace cgcore {
+
+class Task;
+
+class TaskTable {
+ public:
+  // Ids are 1 .. kMaxPid (Linux's PID_MAX_LIMIT is 4194304; virtual engines
+  // may go far beyond it).
+  static constexpr Pid kMaxPid = (1 << 30) - 1;
+
+  // The task with this id, or null.
+  Task* get(Pid pid) const {
+    size_t p = static_cast<size_t>(pid) >> kPageBits;
+    if (pid <= 0 || p >= pages_.size() || !pages_[p]) return nullptr;
+    return (*pages_[p])[pid & kPageMask];
+  }
+  // Makes sure the slot of `pid` exists, so that set() cannot fail. ENOMEM.
+  Status reserve(Pid pid);
+  // REQUIRES: reserve(pid) succeeded. `task` null clears the slot.
+  void set(Pid pid, Task* task);
+  // The first free id after the last one handed out, wrapping (as Linux's
+  // pid allocator does). 0 if every id is in use.
+  Pid next_free();
+  size_t size() const { return size_; }
+  // Calls fn(Pid, Task*) for every occupied slot.
+  template <typename Fn>
+  void for_each(Fn&& fn) const {
+    for (size_t p = 0; p < pages_.size(); ++p) {
+      if (!pages_[p]) continue;
+      for (size_t i = 0; i < kPageSize; ++i)
+        if (Task* t = (*pages_[p])[i]) fn(static_cast<Pid>((p << kPageBits) | i), t);
+    }
+  }
+
+ private:
+  static constexpr int kPageBits = 12;
+  static constexpr size_t kPageSize = size_t{1} << kPageBits;
+  static constexpr Pid kPageMask = kPageSize - 1;
+  using Page = std::array<Task*, kPageSize>;
+
+  std::vector<std::unique_ptr<Page>> pages_;
+  size_t size_ = 0;
+  Pid last_ = 0;
+};
+
+}  // namespace cgcore
