@@ -43,6 +43,7 @@ class Result {
   T&& value() && { return std::get<T>(std::move(v_)); }
   const T& value() const& { return std::get<T>(v_); }
   T& operator*() & { return value(); }
+  T&& operator*() && { return std::move(*this).value(); }
   T* operator->() { return &value(); }
   // The error; Status::Ok() when a value is held.
   Status status() const { return ok() ? Status::Ok() : std::get<Status>(v_); }

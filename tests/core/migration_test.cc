@@ -1,0 +1,251 @@
+// Migration: the four-step transaction in every mode, vetoes at each point,
+// allocation failures at each point, and what controllers are told.
+#include <map>
+
+#include "tests/core/test_util.h"
+
+namespace cgcore::testing {
+namespace {
+
+class MigrationTest : public EngineFixture {
+ protected:
+  void SetUp() override {
+    auto h = engine.mount({"alpha", "beta"}, "");
+    ASSERT_TRUE(h.ok());
+    v1 = *h;
+    a = mk(v1->root(), "a");
+    b = mk(v1->root(), "b");
+    c = mk(v1->root(), "c");
+  }
+  // Every live task's cgroup in every hierarchy, plus object counts.
+  struct Snapshot {
+    std::map<std::pair<Pid, HierarchyId>, const Cgroup*> where;
+    size_t csets;
+    int64_t css_sets_alive;
+    bool operator==(const Snapshot& o) const {
+      return where == o.where && csets == o.csets && css_sets_alive == o.css_sets_alive;
+    }
+  };
+  Snapshot snapshot() {
+    Snapshot s;
+    for (Hierarchy* h : engine.hierarchies()) {
+      for (Pid pid : all) {
+        auto cg = engine.task_cgroup(pid, *h);
+        if (cg.ok()) s.where[{pid, h->id()}] = cg->get();
+      }
+    }
+    s.csets = engine.nr_css_sets();
+    s.css_sets_alive = engine.TEST_object_counts().css_sets;
+    return s;
+  }
+  Pid proc(int threads, Cgroup* where = nullptr) {
+    Pid p = spawn();
+    all.push_back(p);
+    for (int i = 1; i < threads; ++i) all.push_back(*engine.clone_thread(p));
+    if (where) EXPECT_TRUE(engine.migrate_process(p, *where).ok());
+    return p;
+  }
+
+  Hierarchy* v1 = nullptr;
+  CgroupPtr a, b, c;
+  std::vector<Pid> all;
+};
+
+TEST_F(MigrationTest, ThreadModeMovesOneThread) {
+  Pid p = proc(3, a.get());
+  Pid t = all[1];
+  ASSERT_TRUE(engine.migrate_thread(t, *b).ok());
+  EXPECT_EQ(tids(*b), std::vector<Pid>{t});
+  EXPECT_EQ(tids(*a), (std::vector<Pid>{p, all[2]}));
+  // Only the v1 hierarchy changed.
+  EXPECT_EQ(engine.task_cgroup(t, engine.default_hierarchy())->get(), &root());
+  EXPECT_EQ(engine.migrate_thread(999, *b).err(), ESRCH);
+  expect_ok();
+}
+
+TEST_F(MigrationTest, ProcessModeGathersThreadsFromSeveralCgroups) {
+  Pid p = proc(4, a.get());
+  ASSERT_TRUE(engine.migrate_thread(all[1], *b).ok());
+  ASSERT_TRUE(engine.migrate_thread(all[2], *c).ok());
+  int64_t attaches = alpha->nr_attach.load();
+  ASSERT_TRUE(engine.migrate_process(all[3], v1->root()).ok());  // by any thread's id
+  EXPECT_EQ(alpha->nr_attach.load(), attaches + 1);  // one transaction
+  EXPECT_EQ(tids(v1->root()), (std::vector<Pid>{p, all[1], all[2], all[3]}));
+  expect_ok();
+}
+
+TEST_F(MigrationTest, AlreadyThereIsANoOpThatAsksNoController) {
+  Pid p = proc(2, a.get());
+  int64_t asked = alpha->nr_can_attach.load();
+  int64_t asked_beta = beta->nr_can_attach.load();
+  EXPECT_TRUE(engine.migrate_process(p, *a).ok());
+  EXPECT_EQ(alpha->nr_can_attach.load(), asked);
+  // Default-hierarchy moves without enabled controllers change no css.
+  auto d = mk(root(), "d");
+  EXPECT_TRUE(engine.migrate_process(p, *d).ok());
+  EXPECT_EQ(alpha->nr_can_attach.load(), asked);
+  EXPECT_EQ(beta->nr_can_attach.load(), asked_beta);
+  EXPECT_EQ(tids(*d).size(), 2u);
+  expect_ok();
+}
+
+TEST_F(MigrationTest, RemovedDestinationIsENODEV) {
+  Pid p = proc(1);
+  ASSERT_TRUE(engine.rmdir(*c).ok());
+  EXPECT_EQ(engine.migrate_process(p, *c).err(), ENODEV);
+  EXPECT_EQ(engine.transfer(v1->root(), *c).err(), ENODEV);
+  expect_ok();
+}
+
+TEST_F(MigrationTest, ManyProcessesAreOneTransaction) {
+  Pid p1 = proc(2, a.get()), p2 = proc(3, b.get()), p3 = proc(1);
+  std::vector<Pid> pids{p1, p2, p3, p1};  // duplicates are fine
+  ASSERT_TRUE(engine.migrate_processes(pids, *c).ok());
+  EXPECT_EQ(tids(*c).size(), 6u);
+  EXPECT_EQ(alpha->nr_attach.load(), 3);  // two set-up moves, then one
+  std::vector<Pid> bad{p1, 4242};
+  Snapshot before = snapshot();
+  EXPECT_EQ(engine.migrate_processes(bad, *a).err(), ESRCH);
+  EXPECT_TRUE(snapshot() == before);
+  expect_ok();
+}
+
+TEST_F(MigrationTest, VetoInCanAttachUndoesEverything) {
+  Pid p1 = proc(2, a.get()), p2 = proc(2, b.get()), p3 = proc(1);
+  std::vector<Pid> pids{p1, p2, p3};
+  Snapshot before = snapshot();
+  int64_t attach = alpha->nr_attach.load();
+  beta->veto_attach = 1;  // alpha (id 0) prepares first, then beta vetoes
+  beta->veto_errno = EPERM;
+  EXPECT_EQ(engine.migrate_processes(pids, *c).err(), EPERM);
+  EXPECT_TRUE(snapshot() == before);
+  EXPECT_EQ(alpha->nr_cancel_attach.load(), 1);
+  EXPECT_EQ(beta->nr_cancel_attach.load(), 0);  // a vetoer is not cancelled
+  EXPECT_EQ(alpha->nr_attach.load(), attach);
+  EXPECT_EQ(alpha->nr_cancel_locked.load(), 0);
+  expect_ok();
+  // The first controller's veto: the second is never asked.
+  int64_t asked = beta->nr_can_attach.load();
+  alpha->veto_attach = 1;
+  EXPECT_EQ(engine.migrate_processes(pids, *c).err(), EACCES);
+  EXPECT_EQ(beta->nr_can_attach.load(), asked);
+  EXPECT_TRUE(snapshot() == before);
+  // And then it goes through.
+  ASSERT_TRUE(engine.migrate_processes(pids, *c).ok());
+  EXPECT_EQ(tids(*c).size(), 5u);
+  expect_ok();
+}
+
+TEST_F(MigrationTest, VetoUnderTheCssSetLockUndoesBothPhases) {
+  Pid p1 = proc(3, a.get()), p2 = proc(1);
+  std::vector<Pid> pids{p1, p2};
+  Snapshot before = snapshot();
+  beta->veto_attach_locked = 1;
+  EXPECT_EQ(engine.migrate_processes(pids, *b).err(), EACCES);
+  EXPECT_TRUE(snapshot() == before);
+  EXPECT_EQ(alpha->nr_cancel_locked.load(), 1);
+  EXPECT_EQ(beta->nr_cancel_locked.load(), 0);
+  EXPECT_EQ(alpha->nr_cancel_attach.load(), 1);
+  EXPECT_EQ(beta->nr_cancel_attach.load(), 1);  // its can_attach had succeeded
+  expect_ok();
+}
+
+TEST_F(MigrationTest, AllocationFailureAtEveryPointChangesNothing) {
+  // Three sources whose destinations are all new css_sets (they differ in
+  // the default hierarchy): three allocation points. Fail each in turn;
+  // then let it through.
+  Pid p1 = proc(2, a.get()), p2 = proc(2, b.get()), p3 = proc(1);
+  auto d1 = mk(root(), "d1"), d2 = mk(root(), "d2");
+  ASSERT_TRUE(engine.migrate_process(p1, *d1).ok());
+  ASSERT_TRUE(engine.migrate_process(p2, *d2).ok());
+  std::vector<Pid> pids{p1, p2, p3};
+  auto fresh = mk(v1->root(), "fresh");
+  Snapshot before = snapshot();
+  int64_t asked = alpha->nr_can_attach.load();
+  int failures = 0;
+  for (int nth = 1;; ++nth) {
+    ASSERT_LE(nth, 10);
+    engine.TEST_fail_cset_alloc(nth);
+    Status st = engine.migrate_processes(pids, *fresh);
+    engine.TEST_fail_cset_alloc(0);
+    if (st.ok()) break;
+    ASSERT_EQ(st.err(), ENOMEM) << st.message();
+    ++failures;
+    EXPECT_TRUE(snapshot() == before) << "after failing allocation " << nth;
+    EXPECT_EQ(alpha->nr_can_attach.load(), asked);  // failed before any hook
+    expect_ok();
+  }
+  EXPECT_EQ(failures, 3);
+  EXPECT_EQ(tids(*fresh).size(), 5u);
+  expect_ok();
+}
+
+TEST_F(MigrationTest, TransferMovesTheCgroupsOwnTasksOnly) {
+  auto sub = mk(*a, "sub");
+  Pid p1 = proc(3, a.get()), p2 = proc(1, a.get()), p3 = proc(2, sub.get());
+  ASSERT_TRUE(engine.migrate_thread(all[1], *b).ok());  // one thread of p1 elsewhere
+  ASSERT_TRUE(engine.transfer(*a, *c).ok());
+  EXPECT_TRUE(tids(*a).empty());
+  EXPECT_EQ(tids(*c), (std::vector<Pid>{p1, all[2], p2}));
+  EXPECT_EQ(tids(*sub).size(), 2u);
+  EXPECT_EQ(tids(*b), std::vector<Pid>{all[1]});
+  (void)p3;
+  EXPECT_EQ(engine.transfer(*c, root()).err(), EINVAL);  // other hierarchy
+  EXPECT_TRUE(engine.transfer(*c, *c).ok());
+  EXPECT_TRUE(engine.transfer(*b, *b).ok());
+  expect_ok();
+}
+
+TEST_F(MigrationTest, TransferIsAllOrNothing) {
+  proc(3, a.get());
+  proc(2, a.get());
+  Snapshot before = snapshot();
+  beta->veto_attach = 1;
+  EXPECT_EQ(engine.transfer(*a, *b).err(), EACCES);
+  EXPECT_TRUE(snapshot() == before);
+  engine.TEST_fail_cset_alloc(1);
+  EXPECT_EQ(engine.transfer(*a, *b).err(), ENOMEM);
+  engine.TEST_fail_cset_alloc(0);
+  EXPECT_TRUE(snapshot() == before);
+  EXPECT_TRUE(engine.transfer(*a, *b).ok());
+  EXPECT_EQ(tids(*b).size(), 5u);
+  expect_ok();
+}
+
+TEST_F(MigrationTest, TransferSkipsExitingTasks) {
+  Pid p1 = proc(1, a.get()), p2 = proc(1, a.get());
+  ASSERT_TRUE(engine.mark_exiting(p2).ok());
+  ASSERT_TRUE(engine.transfer(*a, *b).ok());
+  EXPECT_EQ(tids(*b), std::vector<Pid>{p1});
+  EXPECT_EQ(tids(*a), std::vector<Pid>{p2});
+  ASSERT_TRUE(engine.exit_thread(p2).ok());
+  expect_ok();
+}
+
+TEST_F(MigrationTest, HooksSeeSourcesBeforeTheCommitOnly) {
+  // TestController::attach aborts if a source is visible after the commit
+  // point or the task count is off; its counts prove attach ran once per
+  // transaction with the right deltas.
+  proc(4, a.get());
+  proc(2, b.get());
+  ASSERT_TRUE(engine.transfer(*a, *c).ok());
+  ASSERT_TRUE(engine.transfer(*b, *c).ok());
+  EXPECT_EQ(alpha->nr_post_attach.load(), alpha->nr_attach.load());
+  EXPECT_TRUE(alpha->check_counts(engine).ok());
+  EXPECT_TRUE(beta->check_counts(engine).ok());
+}
+
+TEST_F(MigrationTest, UnusedCssSetsAreFreed) {
+  size_t base = engine.nr_css_sets();
+  Pid p = proc(1);
+  ASSERT_TRUE(engine.migrate_process(p, *a).ok());
+  EXPECT_EQ(engine.nr_css_sets(), base + 1);
+  ASSERT_TRUE(engine.migrate_process(p, *b).ok());
+  EXPECT_EQ(engine.nr_css_sets(), base + 1);  // a's css_set went with its last task
+  ASSERT_TRUE(engine.exit_process(p).ok());
+  EXPECT_EQ(engine.nr_css_sets(), base);
+  expect_ok();
+}
+
+}  // namespace
+}  // namespace cgcore::testing

@@ -1,0 +1,175 @@
+// Tasks, processes and address spaces: spawn, fork, threads, exit, exec.
+#include "tests/core/test_util.h"
+
+namespace cgcore::testing {
+namespace {
+
+using TaskTest = EngineFixture;
+
+TEST_F(TaskTest, SpawnAssignsIdsAndHonoursRequestedOnes) {
+  EXPECT_EQ(spawn(), 1);
+  EXPECT_EQ(spawn(), 2);
+  auto r = engine.spawn({.pid = 100});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, 100);
+  EXPECT_EQ(engine.spawn({.pid = 100}).err(), EEXIST);
+  EXPECT_EQ(engine.spawn({.pid = 0}).err(), EINVAL);
+  EXPECT_EQ(engine.spawn({.pid = -5}).err(), EINVAL);
+  EXPECT_EQ(engine.nr_tasks(), 3u);
+  EXPECT_EQ(engine.task_cgroup(100, engine.default_hierarchy())->get(), &root());
+}
+
+TEST_F(TaskTest, ForkInheritsCgroupsAndCredentials) {
+  auto h = engine.mount({"alpha"}, "");
+  ASSERT_TRUE(h.ok());
+  auto a = mk(root(), "a");
+  auto b = mk((*h)->root(), "b");
+  Pid p = *engine.spawn({.creds = Creds{1000, 1000, 1000, 100, 100}});
+  ASSERT_TRUE(engine.migrate_process(p, *a).ok());
+  ASSERT_TRUE(engine.migrate_process(p, *b).ok());
+  auto c = engine.fork(p);
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(engine.task_cgroup(*c, engine.default_hierarchy())->get(), a.get());
+  EXPECT_EQ(engine.task_cgroup(*c, **h)->get(), b.get());
+  EXPECT_EQ(engine.creds(*c)->uid, 1000u);
+  auto d = engine.fork(p, {.creds = Creds{0, 0, 0, 0, 0}});
+  EXPECT_EQ(engine.creds(*d)->euid, 0u);
+  EXPECT_EQ(*engine.tgid_of(*c), *c);
+  EXPECT_EQ(engine.fork(12345).err(), ESRCH);
+  expect_ok();
+}
+
+TEST_F(TaskTest, ThreadsShareTheProcess) {
+  Pid p = spawn();
+  Pid t1 = *engine.clone_thread(p);
+  Pid t2 = *engine.clone_thread(t1);  // from any thread
+  EXPECT_EQ(*engine.tgid_of(t2), p);
+  EXPECT_EQ(*engine.threads_of(t2), (std::vector<Pid>{p, t1, t2}));
+  ASSERT_TRUE(engine.set_creds(p, Creds{7, 7, 7, 7, 7}).ok());
+  EXPECT_EQ(engine.creds(t2)->uid, 7u);
+  EXPECT_EQ(engine.TEST_object_counts().processes, 1);
+  EXPECT_EQ(engine.TEST_object_counts().mms, 1);
+}
+
+TEST_F(TaskTest, SharedAddressSpace) {
+  Pid p = spawn();
+  auto c = engine.fork(p, {.share_mm = true});
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(engine.TEST_object_counts().mms, 1);
+  auto d = engine.fork(p);
+  EXPECT_EQ(engine.TEST_object_counts().mms, 2);
+  ASSERT_TRUE(engine.exit_process(p).ok());
+  EXPECT_EQ(engine.TEST_object_counts().mms, 2);  // the vfork child keeps it
+  ASSERT_TRUE(engine.exec(*c).ok());
+  EXPECT_EQ(engine.TEST_object_counts().mms, 2);  // old one freed, new one made
+  expect_ok();
+}
+
+TEST_F(TaskTest, LeaderExitLeavesAZombieThatKeepsTheProcessId) {
+  auto a = mk(root(), "a");
+  Pid p = spawn();
+  Pid t = *engine.clone_thread(p);
+  ASSERT_TRUE(engine.exit_thread(p).ok());
+  EXPECT_EQ(engine.exit_thread(p).err(), ESRCH);
+  EXPECT_EQ(engine.tgid_of(p).value(), p);  // zombie leader
+  EXPECT_EQ(*engine.threads_of(p), std::vector<Pid>{t});
+  EXPECT_EQ(engine.task_cgroup(p, engine.default_hierarchy()).err(), ESRCH);
+  EXPECT_EQ(tids(root()), std::vector<Pid>{t});
+  // Moving the process by its id moves the live threads.
+  ASSERT_TRUE(engine.migrate_process(p, *a).ok());
+  EXPECT_EQ(tids(*a), std::vector<Pid>{t});
+  // The zombie cannot fork; a migration of it alone does nothing.
+  EXPECT_EQ(engine.fork(p).err(), ESRCH);
+  EXPECT_TRUE(engine.migrate_thread(p, root()).ok());
+  expect_ok();
+  ASSERT_TRUE(engine.exit_thread(t).ok());
+  EXPECT_EQ(engine.tgid_of(p).err(), ESRCH);
+  EXPECT_EQ(engine.TEST_object_counts().processes, 0);
+  EXPECT_EQ(engine.TEST_object_counts().tasks, 0);
+  expect_ok();
+}
+
+TEST_F(TaskTest, ExecByANonLeaderTakesTheProcessId) {
+  Pid p = spawn();
+  Pid t1 = *engine.clone_thread(p);
+  Pid t2 = *engine.clone_thread(p);
+  auto a = mk(root(), "a");
+  ASSERT_TRUE(engine.migrate_thread(t2, *a).ok());
+  ASSERT_TRUE(engine.exec(t2).ok());
+  EXPECT_EQ(*engine.threads_of(p), std::vector<Pid>{p});
+  EXPECT_EQ(engine.tgid_of(t1).err(), ESRCH);
+  EXPECT_EQ(engine.tgid_of(t2).err(), ESRCH);  // its old id is gone
+  EXPECT_EQ(engine.task_cgroup(p, engine.default_hierarchy())->get(), a.get());
+  EXPECT_EQ(tids(*a), std::vector<Pid>{p});
+  EXPECT_TRUE(tids(root()).empty());
+  expect_ok();
+}
+
+TEST_F(TaskTest, ExecByTheLeader) {
+  Pid p = spawn();
+  engine.clone_thread(p);
+  ASSERT_TRUE(engine.exec(p).ok());
+  EXPECT_EQ(*engine.threads_of(p), std::vector<Pid>{p});
+  EXPECT_EQ(engine.TEST_object_counts().mms, 1);
+  expect_ok();
+}
+
+TEST_F(TaskTest, ExitingTasksStayUntilTheyExit) {
+  auto a = mk(root(), "a");
+  Pid p = spawn();
+  ASSERT_TRUE(engine.mark_exiting(p).ok());
+  EXPECT_EQ(tids(root()), std::vector<Pid>{p});
+  EXPECT_EQ(engine.fork(p).err(), ESRCH);
+  EXPECT_EQ(engine.clone_thread(p).err(), ESRCH);
+  EXPECT_TRUE(engine.migrate_process(p, *a).ok());  // skipped, as the kernel does
+  EXPECT_TRUE(tids(*a).empty());
+  ASSERT_TRUE(engine.exit_thread(p).ok());
+  EXPECT_EQ(engine.mark_exiting(p).err(), ESRCH);
+  expect_ok();
+}
+
+TEST_F(TaskTest, CanForkVetoLeavesNoTrace) {
+  Pid p = spawn();
+  auto before = engine.TEST_object_counts();
+  beta->veto_fork = 1;  // alpha's can_fork succeeded first and is cancelled
+  EXPECT_EQ(engine.fork(p).err(), EAGAIN);
+  beta->veto_fork = 1;
+  EXPECT_EQ(engine.clone_thread(p).err(), EAGAIN);
+  alpha->veto_fork = 1;
+  EXPECT_EQ(engine.spawn({}).err(), EAGAIN);
+  auto after = engine.TEST_object_counts();
+  EXPECT_EQ(after.tasks, before.tasks);
+  EXPECT_EQ(after.processes, before.processes);
+  EXPECT_EQ(after.mms, before.mms);
+  EXPECT_EQ(engine.nr_tasks(), 1u);
+  EXPECT_EQ(engine.tgid_of(2).err(), ESRCH);
+  EXPECT_TRUE(engine.fork(p).ok());  // ids are not burnt
+  EXPECT_EQ(engine.nr_tasks(), 2u);
+  expect_ok();
+}
+
+TEST_F(TaskTest, ExitProcessEndsEveryThread) {
+  Pid p = spawn();
+  for (int i = 0; i < 5; ++i) engine.clone_thread(p);
+  EXPECT_EQ(engine.nr_tasks(), 6u);
+  ASSERT_TRUE(engine.exit_process(p).ok());
+  EXPECT_EQ(engine.nr_tasks(), 0u);
+  EXPECT_EQ(engine.exit_process(p).err(), ESRCH);
+  EXPECT_EQ(alpha->nr_exit.load(), 6);
+  expect_ok();
+}
+
+TEST_F(TaskTest, IdsAreReusedAfterExit) {
+  Pid p = spawn();
+  Pid q = spawn();
+  ASSERT_TRUE(engine.exit_process(p).ok());
+  // The allocator moves on, like Linux's, but a requested id can be reused.
+  EXPECT_GT(spawn(), q);
+  auto again = engine.spawn({.pid = p});
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(*again, p);
+  expect_ok();
+}
+
+}  // namespace
+}  // namespace cgcore::testing
