@@ -398,7 +398,7 @@ void register_all() {
           std::string("BM_MoveOneThreadProcess") + (anchored ? "_Anchored" : "") + sfx;
       benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& s) {
         BM_MoveProcess(s, name, ctl, anchored, 1);
-      })->MinTime(0.2);
+      });
     }
   }
   for (const auto& c : ctls) {
@@ -409,7 +409,7 @@ void register_all() {
           std::string("BM_MoveLargeProcess") + (anchored ? "_Anchored" : "") + sfx;
       benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& s) {
         BM_MoveProcess(s, name + "/" + std::to_string(s.range(0)), ctl, anchored, s.range(0));
-      })->Arg(10)->Arg(100)->Arg(1000)->Arg(5000)->MinTime(0.2);
+      })->Arg(10)->Arg(100)->Arg(1000)->Arg(5000);
     }
   }
   for (const auto& c : ctls) {
@@ -418,7 +418,7 @@ void register_all() {
     const std::string name = std::string("BM_Transfer") + sfx;
     benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& s) {
       BM_Transfer(s, name + "/" + std::to_string(s.range(0)), ctl);
-    })->Arg(1000)->Arg(100000)->Arg(1000000)->MinTime(0.2)->Unit(benchmark::kMicrosecond);
+    })->Arg(1000)->Arg(100000)->Arg(1000000)->Unit(benchmark::kMicrosecond);
   }
   for (const auto& c : ctls) {
     const Ctl ctl = c.ctl;
@@ -426,7 +426,7 @@ void register_all() {
     const std::string name = std::string("BM_ForkExit") + sfx;
     benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& s) {
       BM_ForkExit(s, name + "/" + std::to_string(s.range(0)), ctl);
-    })->Arg(1000)->Arg(10000)->Arg(100000)->Arg(1000000)->MinTime(0.2);
+    })->Arg(1000)->Arg(10000)->Arg(100000)->Arg(1000000);
   }
   for (const auto& c : ctls) {
     const Ctl ctl = c.ctl;
@@ -434,7 +434,7 @@ void register_all() {
     const std::string name = std::string("BM_MkdirRmdir") + sfx;
     benchmark::RegisterBenchmark(name.c_str(), [=](benchmark::State& s) {
       BM_MkdirRmdir(s, name, ctl);
-    })->MinTime(0.2);
+    });
   }
 }
 
@@ -443,8 +443,16 @@ void register_all() {
 
 int main(int argc, char** argv) {
   cgcore::bench::register_all();
-  benchmark::Initialize(&argc, argv);
-  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  // A shorter default minimum time than the library's 0.5 s (so the whole
+  // binary runs in about a minute); a --benchmark_min_time given on the
+  // command line comes later and wins.
+  std::vector<char*> args(argv, argv + argc);
+  char min_time[] = "--benchmark_min_time=0.2";
+  args.insert(args.begin() + (argc > 0 ? 1 : 0), min_time);
+  int nargs = static_cast<int>(args.size());
+  args.push_back(nullptr);
+  benchmark::Initialize(&nargs, args.data());
+  if (benchmark::ReportUnrecognizedArguments(nargs, args.data())) return 1;
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();
   cgcore::bench::g_cache.bed.reset();

@@ -42,7 +42,9 @@ class MigrationTest : public EngineFixture {
     Pid p = spawn();
     all.push_back(p);
     for (int i = 1; i < threads; ++i) all.push_back(*engine.clone_thread(p));
-    if (where) EXPECT_TRUE(engine.migrate_process(p, *where).ok());
+    if (where) {
+      EXPECT_TRUE(engine.migrate_process(p, *where).ok());
+    }
     return p;
   }
 

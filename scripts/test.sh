@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole test suite:
+#   1. clang build with -Wthread-safety -Werror: every test (CTest);
+#   2. GCC build: the core tests (a second compiler's warnings as errors);
+#   3. ASan+UBSan build of the core: unit and randomized tests;
+#   4. ThreadSanitizer build of the core: the concurrency stress test;
+#   5. the demo, which exits non-zero if the invariant checker complains.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+jobs=$(nproc)
+step() { printf '\n=== %s\n' "$*"; }
+
+step "clang build (thread-safety analysis as errors) + all tests"
+cmake -S . -B build -G Ninja -DCMAKE_CXX_COMPILER=clang++ >/dev/null
+ninja -C build -j"$jobs"
+build/tools/cgdemo >/dev/null
+
+step "GCC build of the core"
+cmake -S . -B build-gcc -G Ninja -DCMAKE_CXX_COMPILER=g++ -DCGCORE_CORE_ONLY=ON >/dev/null
+ninja -C build-gcc -j"$jobs"
+build-gcc/tests/core_test --gtest_brief=1
+
+step "ASan+UBSan: core unit and randomized tests"
+cmake -S . -B build-asan -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCGCORE_CORE_ONLY=ON \
+  -DCGCORE_SANITIZE=address >/dev/null
+ninja -C build-asan -j"$jobs"
+build-asan/tests/core_test --gtest_brief=1
+if [ -x build-asan/tests/core_random_test ]; then
+  CGCORE_RANDOM_OPS=${CGCORE_RANDOM_OPS_ASAN:-20000} build-asan/tests/core_random_test --gtest_brief=1
+fi
+
+step "ThreadSanitizer: concurrency stress"
+cmake -S . -B build-tsan -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DCGCORE_CORE_ONLY=ON \
+  -DCGCORE_SANITIZE=thread >/dev/null
+ninja -C build-tsan -j"$jobs"
+if [ -x build-tsan/tests/core_stress_test ]; then
+  TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" build-tsan/tests/core_stress_test --gtest_brief=1
+fi
+
+step "all tests (CTest, clang build)"
+ctest --test-dir build --output-on-failure -j"$jobs"
