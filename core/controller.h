@@ -50,6 +50,7 @@ namespace cgcore {
 
 class CssSet;
 class Engine;
+class Mm;
 class Task;
 class TaskSet;
 
@@ -91,6 +92,17 @@ class Controller {
   // The process of `task` replaced its address space.
   // Locking: the process's threadgroup lock held shared.
   virtual void exec(Task& /*task*/) {}
+
+  // An address space is freed (its last user is gone). Called from whatever
+  // thread dropped the last reference, with arbitrary engine locks held:
+  // must not block or call into the engine.
+  virtual void mm_release(Mm& /*mm*/) {}
+  // True if the controller's migration hooks read or move state of the
+  // movers' address spaces: the transaction then holds each mover's
+  // Mm::mmap_lock shared from before can_attach until after post_attach (or
+  // the cancel), so that no charge changes an address space in between
+  // (seed 002's use of mmap_sem, taken once by the core for everybody).
+  virtual bool needs_stable_mm() const { return false; }
 
   // The controller's root css moved to the root of another hierarchy
   // (mounting or destroying a v1 hierarchy). Locking: cgroup mutex held.

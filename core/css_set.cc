@@ -127,14 +127,28 @@ Result<CssSet*> Engine::find_css_set(CssSet& src, Cgroup* dst, HierarchyId h) {
     }
   }
 
-  // Not found: make one. Only this thread creates css_sets (cgroup mutex), so
+  // Not found: make one, from the cache of freed css_sets if it has one of
+  // the right shape (so that moving a task back and forth does not allocate),
+  // else from the heap. Only this thread creates css_sets (cgroup mutex), so
   // nobody can insert the same key between the lookup and the insert.
   if (take_injected_cset_failure())
     return Status::Error(ENOMEM, "injected css_set allocation failure");
   CssSet* cset = nullptr;
+  {
+    ExclusiveLock<SharedMutex> lock(css_set_lock_);
+    for (CssSet** p = &cset_cache_; *p; p = &(*p)->hash_next_) {
+      if ((*p)->nr_links_ == nr_links && (*p)->csses_.capacity() >= nr_ss) {
+        cset = *p;
+        *p = cset->hash_next_;
+        cset->hash_next_ = nullptr;
+        --nr_cached_csets_;
+        break;
+      }
+    }
+  }
   try {
-    cset = new CssSet(nr_links, 0);
-    cset->csses_ = csses;
+    if (!cset) cset = new CssSet(nr_links, 0);
+    cset->csses_.assign(csses.begin(), csses.end());  // within capacity if cached
   } catch (const std::bad_alloc&) {
     delete cset;
     return Status::Error(ENOMEM, "out of memory allocating a css_set");
@@ -173,8 +187,17 @@ void Engine::put_cset_locked(CssSet* cset) {
     link.cgroup->put();
   }
   for (Css* css : cset->csses_) css->put();
-  delete cset;
   live_csets_.fetch_sub(1, std::memory_order_relaxed);
+  if (nr_cached_csets_ < kCssSetCacheSize) {
+    for (int i = 0; i < cset->nr_links_; ++i) cset->links_[i].cgroup = nullptr;
+    cset->csses_.clear();
+    cset->hash_ = 0;
+    cset->hash_next_ = cset_cache_;
+    cset_cache_ = cset;
+    ++nr_cached_csets_;
+  } else {
+    delete cset;
+  }
 }
 
 void Engine::link_task_locked(Task& task, CssSet& cset) {

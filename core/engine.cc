@@ -65,11 +65,12 @@ Engine::~Engine() {
   std::vector<Task*> tasks;
   {
     ExclusiveLock<SharedMutex> t(task_table_lock_);
+    std::vector<Pid> ids;
     task_table_.for_each([&](Pid pid, Task* task) {
-      task_table_lock_.AssertHeld();
+      ids.push_back(pid);
       tasks.push_back(task);
-      task_table_.set(pid, nullptr);
     });
+    for (Pid pid : ids) task_table_.set(pid, nullptr);  // may free pages
   }
   {
     ExclusiveLock<SharedMutex> cs(css_set_lock_);
@@ -83,6 +84,11 @@ Engine::~Engine() {
     }
     put_cset_locked(root_cset_);
     root_cset_ = nullptr;
+    while (CssSet* c = cset_cache_) {
+      cset_cache_ = c->hash_next_;
+      delete c;
+    }
+    nr_cached_csets_ = 0;
   }
   for (Task* task : tasks) task->put();
 

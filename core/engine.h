@@ -167,6 +167,11 @@ class Engine {
   // The live threads of the process of `tid`, leader first if alive.
   Result<std::vector<Pid>> threads_of(Pid tid) const;
   size_t nr_tasks() const { return nr_live_tasks_.load(std::memory_order_relaxed); }
+  // Ids handed out are below pid_max (default 4194304, Linux's
+  // PID_MAX_LIMIT) and wrap. EINVAL outside 2 .. 2^30.
+  Status set_pid_max(Pid pid_max);
+  // The address space of the process of `tid`, referenced (ESRCH if none).
+  Result<MmRef> mm_of(Pid tid) const;
 
   // ---------------------------------------------------------------- migration
 
@@ -224,6 +229,8 @@ class Engine {
   friend class Task;
   friend class Process;
   friend class Hierarchy;
+  friend class Mm;
+  friend class MmRef;
 
   // A task looked up by id, pinned (reference held) while in scope.
   class TaskRef {
@@ -283,8 +290,11 @@ class Engine {
   // Creates a thread or process in `cset`, runs can_fork / fork hooks.
   // Locking: the global threadgroup lock and the parent process's threadgroup
   // lock (if any) held shared.
-  Result<Pid> create_task_locked(CssSet& cset, Process* join, const Creds& creds, Mm* mm,
-                                 std::optional<Pid> id) CG_REQUIRES_SHARED(threadgroup_rwsem_);
+  // parent_mm: the forking process's address space (null for spawn and
+  // threads); shared when share_mm, else its size is copied.
+  Result<Pid> create_task_locked(CssSet& cset, Process* join, const Creds& creds,
+                                 Mm* parent_mm, bool share_mm, std::optional<Pid> id)
+      CG_REQUIRES_SHARED(threadgroup_rwsem_);
   // Unlinks a thread, runs exit/release hooks, ends the process with its last
   // thread. Locking: global and the process's threadgroup lock held shared.
   void exit_task_locked(Task& task) CG_REQUIRES_SHARED(threadgroup_rwsem_);
@@ -326,6 +336,11 @@ class Engine {
   // The css_set of all root cgroups (where spawned processes start); holds a
   // reference. Changes when hierarchies come and go.
   CssSet* root_cset_ CG_GUARDED_BY(css_set_lock_) = nullptr;
+  // Freed css_sets kept for reuse (chained through hash_next_), so that a
+  // task moving back and forth between two cgroups does not allocate.
+  static constexpr int kCssSetCacheSize = 64;
+  CssSet* cset_cache_ CG_GUARDED_BY(css_set_lock_) = nullptr;
+  int nr_cached_csets_ CG_GUARDED_BY(css_set_lock_) = 0;
 
   // ---- Guarded by task_table_lock_
   TaskTable task_table_ CG_GUARDED_BY(task_table_lock_);
@@ -333,6 +348,7 @@ class Engine {
   EngineObserver* observer_ = nullptr;
   std::atomic<int> fail_cset_alloc_{0};
   std::atomic<size_t> nr_live_tasks_{0};
+  mutable std::atomic<int64_t> nr_mm_refs_{0};  // MmRefs handed out and not yet dropped
 
   // Live object counters (leak checks).
   mutable std::atomic<int64_t> live_csets_{0}, live_csses_{0}, live_cgroups_{0},

@@ -128,8 +128,8 @@ class CG_CAPABILITY("shared_mutex") SharedMutex {
 // A four-byte reader-writer semaphore for per-process threadgroup locks, so
 // that a process costs a word rather than std::shared_mutex's 56 bytes.
 // Waiting readers defer to a waiting writer, so a stream of forks cannot
-// starve a migration. REQUIRES: at most one thread waits to write at a time
-// (writers are serialised by Engine::cgroup_mutex_).
+// starve a migration. Several writers may wait at once (address-space
+// chargers do); they are then served in no particular order.
 class CG_CAPABILITY("rwsem") RwSem {
  public:
   RwSem() = default;
@@ -159,7 +159,7 @@ class CG_CAPABILITY("rwsem") RwSem {
 // A reader-writer lock whose readers spread over cache-line-sized shards, so
 // that concurrent forks and exits on different threads do not bounce one
 // counter between cores (the kernel's percpu_rw_semaphore, in small). A writer
-// takes every shard. Same writer REQUIRES as RwSem.
+// takes every shard, in order.
 class CG_CAPABILITY("sharded_rwsem") ShardedRwSem {
  public:
   ShardedRwSem() = default;

@@ -74,6 +74,10 @@ Status MigrationContext::execute() {
     if (changes) ids.push_back(static_cast<ControllerId>(id));  // capacity: nr_ss, kept
   }
 
+  bool stable_mm = false;
+  for (ControllerId id : ids) stable_mm |= engine_.controllers_[id]->needs_stable_mm();
+  if (stable_mm) lock_mms();
+
   Status st;
   size_t nr_prepared = 0;
   for (; nr_prepared < ids.size(); ++nr_prepared) {
@@ -120,16 +124,40 @@ Status MigrationContext::execute() {
   }
   if (!st.ok()) {
     for (size_t i = nr_prepared; i-- > 0;) engine_.controllers_[ids[i]]->cancel_attach(tset_);
+    unlock_mms();
     restore_targets();
     return st;
   }
   // Targets stay on their destinations' mg_tasks (visible to readers, who
   // walk both lists) until the post hooks have seen them.
   for (ControllerId id : ids) engine_.controllers_[id]->post_attach(tset_);
+  unlock_mms();
   ExclusiveLock<SharedMutex> cs(engine_.css_set_lock_);
   for (CssSet& dst : tset_.csets_) dst.tasks_.splice_back(dst.mg_tasks_);
   tset_.nr_tasks_ = 0;
   return Status::Ok();
+}
+
+// The set of locks is only known at run time, which the analysis cannot
+// follow. Order: after the threadgroup locks, before the css_set lock.
+void MigrationContext::lock_mms() CG_NO_THREAD_SAFETY_ANALYSIS {
+  tset_.for_each([this](Task& t, CssSet*, CssSet&) CG_NO_THREAD_SAFETY_ANALYSIS {
+    Mm* mm = t.process().mm();
+    if (mm->mg_locked_) return;
+    mm->mmap_lock().LockShared();
+    mm->mg_locked_ = true;
+    mm->mg_next_ = locked_mms_;
+    locked_mms_ = mm;
+  });
+}
+
+void MigrationContext::unlock_mms() CG_NO_THREAD_SAFETY_ANALYSIS {
+  while (Mm* mm = locked_mms_) {
+    locked_mms_ = mm->mg_next_;
+    mm->mg_next_ = nullptr;
+    mm->mg_locked_ = false;
+    mm->mmap_lock().UnlockShared();
+  }
 }
 
 void MigrationContext::restore_targets() {

@@ -128,12 +128,17 @@ class MigrationContext {
  private:
   // Puts every target back on its source's tasks list.
   void restore_targets();
+  // Takes / drops each distinct target address space's mmap_lock shared
+  // (for controllers that need_stable_mm()).
+  void lock_mms();
+  void unlock_mms();
 
   Engine& engine_;
   IntrusiveList<CssSet, &CssSet::mg_src_preload_node_> preloaded_src_;
   IntrusiveList<CssSet, &CssSet::mg_dst_preload_node_> preloaded_dst_;
   TaskSet tset_;
   bool prepared_ = false;
+  Mm* locked_mms_ = nullptr;  // chained through Mm::mg_next_
 };
 
 }  // namespace cgcore

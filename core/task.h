@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <utility>
 
 #include "core/intrusive_list.h"
 #include "core/locking.h"
@@ -33,7 +34,7 @@ class Mm {
  public:
   static constexpr int kSlots = 4;
 
-  Mm() = default;
+  explicit Mm(Engine* engine) : engine_(engine) {}
   Mm(const Mm&) = delete;
   Mm& operator=(const Mm&) = delete;
 
@@ -55,15 +56,44 @@ class Mm {
   std::atomic<int64_t> total_vm{0};
   std::atomic<int64_t> charged{0};
 
+  // References: one per process using the address space, one per MmRef.
+  // The last put() frees it (controllers' mm_release hooks run first).
   void get() { refs_.fetch_add(1, std::memory_order_relaxed); }
-  // Returns true if this dropped the last reference (the caller frees).
-  bool put() { return refs_.fetch_sub(1, std::memory_order_acq_rel) == 1; }
+  void put();
   int32_t users() const { return refs_.load(std::memory_order_relaxed); }
 
  private:
+  friend class Engine;
+  friend class MigrationContext;
+  friend class MmRef;
+
+  Engine* const engine_;
   RwSem mmap_lock_;
+  // Guarded by the cgroup mutex: the migration in progress holds mmap_lock
+  // shared (see MigrationContext::lock_mms).
+  bool mg_locked_ = false;
+  Mm* mg_next_ = nullptr;
   std::atomic<Css*> slots_[kSlots] = {};
   std::atomic<int32_t> refs_{1};
+};
+
+// An owning reference to an address space.
+class MmRef {
+ public:
+  MmRef() = default;
+  explicit MmRef(Mm* mm) : mm_(mm) {}  // adopts a reference
+  MmRef(MmRef&& o) noexcept : mm_(o.mm_) { o.mm_ = nullptr; }
+  MmRef& operator=(MmRef&& o) noexcept {
+    std::swap(mm_, o.mm_);
+    return *this;
+  }
+  ~MmRef();
+  Mm* get() const { return mm_; }
+  Mm* operator->() const { return mm_; }
+  Mm& operator*() const { return *mm_; }
+
+ private:
+  Mm* mm_ = nullptr;
 };
 
 class Task {

@@ -17,10 +17,16 @@ void Engine::free_process(Process* process) {
   Mm* mm = process->mm();
   delete process;
   live_processes_.fetch_sub(1, std::memory_order_relaxed);
-  if (mm && mm->put()) free_mm(mm);
+  if (mm) mm->put();
+}
+
+void Mm::put() {
+  if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) engine_->free_mm(this);
 }
 
 void Engine::free_mm(Mm* mm) {
+  const size_t nr_ss = nr_controllers();
+  for (size_t i = 0; i < nr_ss; ++i) controllers_[i]->mm_release(*mm);
   for (int i = 0; i < Mm::kSlots; ++i)
     if (Css* css = mm->exchange_slot(i, nullptr)) css->put();
   delete mm;
@@ -28,7 +34,7 @@ void Engine::free_mm(Mm* mm) {
 }
 
 Result<Pid> Engine::create_task_locked(CssSet& cset, Process* join, const Creds& creds,
-                                       Mm* share_mm, std::optional<Pid> want) {
+                                       Mm* parent_mm, bool share_mm, std::optional<Pid> want) {
   threadgroup_rwsem_.AssertReaderHeld();
   if (want && (*want <= 0 || *want > TaskTable::kMaxPid))
     return Status::Error(EINVAL, "task id out of range");
@@ -39,9 +45,15 @@ Result<Pid> Engine::create_task_locked(CssSet& cset, Process* join, const Creds&
   Task* task = nullptr;
   try {
     if (!proc) {
-      mm = share_mm ? share_mm : new Mm;
-      if (share_mm) share_mm->get();
-      else live_mms_.fetch_add(1, std::memory_order_relaxed);
+      if (share_mm) {
+        mm = parent_mm;
+        mm->get();
+      } else {
+        mm = new Mm(this);
+        live_mms_.fetch_add(1, std::memory_order_relaxed);
+        // A forked address space is a copy: same size, no resident charges.
+        if (parent_mm) mm->total_vm.store(parent_mm->total_vm.load());
+      }
       proc = new Process(this, creds, mm);
       mm = nullptr;  // the process owns the reference now
       live_processes_.fetch_add(1, std::memory_order_relaxed);
@@ -49,7 +61,7 @@ Result<Pid> Engine::create_task_locked(CssSet& cset, Process* join, const Creds&
     task = new Task(0, proc);  // takes a process reference
     live_tasks_.fetch_add(1, std::memory_order_relaxed);
   } catch (const std::bad_alloc&) {
-    if (mm && mm->put()) free_mm(mm);
+    if (mm) mm->put();
     if (proc && proc != join) {
       proc->get();
       proc->put();  // frees it and its mm
@@ -113,7 +125,7 @@ Result<Pid> Engine::spawn(const SpawnOptions& opts) {
     SharedLock<SharedMutex> cs(css_set_lock_);
     cset = root_cset_;
   }
-  return create_task_locked(*cset, nullptr, opts.creds, nullptr, opts.pid);
+  return create_task_locked(*cset, nullptr, opts.creds, nullptr, false, opts.pid);
 }
 
 Result<Pid> Engine::fork(Pid parent_tid, const ForkOptions& opts) {
@@ -129,8 +141,7 @@ Result<Pid> Engine::fork(Pid parent_tid, const ForkOptions& opts) {
     SharedLock<SharedMutex> cs(css_set_lock_);
     creds = opts.creds.value_or(pp.creds_);
   }
-  return create_task_locked(*parent->cset(), nullptr, creds, opts.share_mm ? pp.mm() : nullptr,
-                            opts.pid);
+  return create_task_locked(*parent->cset(), nullptr, creds, pp.mm(), opts.share_mm, opts.pid);
 }
 
 Result<Pid> Engine::clone_thread(Pid tid, std::optional<Pid> new_tid) {
@@ -140,7 +151,7 @@ Result<Pid> Engine::clone_thread(Pid tid, std::optional<Pid> new_tid) {
   SharedLock<ShardedRwSem> tg(threadgroup_rwsem_);
   SharedLock<RwSem> ptg(pp.threadgroup_lock_);
   if (parent->exiting()) return Status::Error(ESRCH, "task " + std::to_string(tid) + " is exiting");
-  return create_task_locked(*parent->cset(), &pp, Creds{}, nullptr, new_tid);
+  return create_task_locked(*parent->cset(), &pp, Creds{}, nullptr, false, new_tid);
 }
 
 void Engine::exit_task_locked(Task& task) {
@@ -237,7 +248,7 @@ Status Engine::exec(Pid tid) {
   TaskRef t = lookup_task(tid);
   if (!t) return Status::Error(ESRCH, "no task " + std::to_string(tid));
   Process& proc = t->process();
-  Mm* fresh = new (std::nothrow) Mm;
+  Mm* fresh = new (std::nothrow) Mm(this);
   if (!fresh) return Status::Error(ENOMEM, "out of memory for a new address space");
   live_mms_.fetch_add(1, std::memory_order_relaxed);
 
@@ -247,7 +258,7 @@ Status Engine::exec(Pid tid) {
   SharedLock<ShardedRwSem> tg(threadgroup_rwsem_);
   ExclusiveLock<RwSem> ptg(proc.threadgroup_lock_);
   if (t->exiting()) {
-    free_mm(fresh);
+    fresh->put();
     return Status::Error(ESRCH, "task " + std::to_string(tid) + " is exiting");
   }
   // de_thread: every other thread exits.
@@ -281,7 +292,7 @@ Status Engine::exec(Pid tid) {
     if (old_leader) old_leader->put();
   }
   Mm* old = proc.mm_.exchange(fresh, std::memory_order_acq_rel);
-  if (old->put()) free_mm(old);
+  old->put();
   const size_t nr_ss = nr_controllers();
   for (size_t i = 0; i < nr_ss; ++i) controllers_[i]->exec(*t.get());
   return Status::Ok();
@@ -318,6 +329,33 @@ Result<std::vector<Pid>> Engine::threads_of(Pid tid) const {
     if (th.tid() == proc.tgid_) out.insert(out.begin(), th.tid());
     else out.push_back(th.tid());
   return out;
+}
+
+MmRef::~MmRef() {
+  if (!mm_) return;
+  mm_->engine_->nr_mm_refs_.fetch_sub(1, std::memory_order_relaxed);
+  mm_->put();
+}
+
+Status Engine::set_pid_max(Pid pid_max) {
+  if (pid_max < 2 || pid_max > TaskTable::kMaxPid + 1)
+    return Status::Error(EINVAL, "pid_max out of range");
+  ExclusiveLock<SharedMutex> t(task_table_lock_);
+  task_table_.set_pid_max(pid_max);
+  return Status::Ok();
+}
+
+Result<MmRef> Engine::mm_of(Pid tid) const {
+  TaskRef t = lookup_task(tid);
+  if (!t) return Status::Error(ESRCH, "no task " + std::to_string(tid));
+  // exec swaps the pointer and then drops the old reference: take ours
+  // under the process lock so the swap cannot free it in between.
+  SharedLock<RwSem> ptg(t->process().threadgroup_lock_);
+  if (t->dead()) return Status::Error(ESRCH, "task " + std::to_string(tid) + " has exited");
+  Mm* mm = t->process().mm();
+  mm->get();
+  nr_mm_refs_.fetch_add(1, std::memory_order_relaxed);
+  return MmRef(mm);
 }
 
 Result<CgroupPtr> Engine::task_cgroup(Pid tid, const Hierarchy& h) const {

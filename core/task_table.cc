@@ -8,7 +8,10 @@ Status TaskTable::reserve(Pid pid) {
   if (pid <= 0 || pid > kMaxPid) return Status::Error(EINVAL, "pid out of range");
   size_t p = static_cast<size_t>(pid) >> kPageBits;
   try {
-    if (p >= pages_.size()) pages_.resize(p + 1);
+    if (p >= pages_.size()) {
+      pages_.resize(p + 1);
+      used_.resize(p + 1, 0);
+    }
     if (!pages_[p]) {
       pages_[p] = std::make_unique<Page>();
       pages_[p]->fill(nullptr);
@@ -20,19 +23,30 @@ Status TaskTable::reserve(Pid pid) {
 }
 
 void TaskTable::set(Pid pid, Task* task) {
-  Task*& slot = (*pages_[static_cast<size_t>(pid) >> kPageBits])[pid & kPageMask];
-  if (slot && !task) --size_;
-  if (!slot && task) ++size_;
+  const size_t p = static_cast<size_t>(pid) >> kPageBits;
+  Task*& slot = (*pages_[p])[pid & kPageMask];
+  if (slot && !task) {
+    --size_;
+    slot = nullptr;
+    if (--used_[p] == 0) pages_[p].reset();
+    return;
+  }
+  if (!slot && task) {
+    ++size_;
+    ++used_[p];
+  }
   slot = task;
 }
 
 Pid TaskTable::next_free() {
-  if (size_ >= static_cast<size_t>(kMaxPid)) return 0;
+  const Pid limit = pid_max_ - 1;  // ids 1 .. pid_max - 1
+  if (size_ >= static_cast<size_t>(limit)) return 0;
   Pid pid = last_;
-  for (;;) {
-    pid = pid >= kMaxPid ? 1 : pid + 1;
+  for (Pid tries = 0; tries < limit; ++tries) {
+    pid = pid >= limit ? 1 : pid + 1;
     if (!get(pid)) return last_ = pid;
   }
+  return 0;
 }
 
 }  // namespace cgcore

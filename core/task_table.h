@@ -1,6 +1,8 @@
 // The id -> task table: a two-level array indexed by pid, so lookup is two
 // loads and a task costs one pointer here. Pages of 4096 slots are allocated
-// on first use. Not thread-safe: guarded by Engine::task_table_lock_.
+// on first use and freed when they empty; ids are handed out below pid_max
+// and wrap, as Linux's are, so memory follows the live tasks, not the number
+// of forks ever made. Not thread-safe: guarded by Engine::task_table_lock_.
 #pragma once
 
 #include <array>
@@ -17,8 +19,13 @@ class Task;
 class TaskTable {
  public:
   // Ids are 1 .. kMaxPid (Linux's PID_MAX_LIMIT is 4194304; virtual engines
-  // may go far beyond it).
+  // may go far beyond it). next_free() hands out ids below pid_max().
   static constexpr Pid kMaxPid = (1 << 30) - 1;
+  static constexpr Pid kDefaultPidMax = 4194304;
+
+  Pid pid_max() const { return pid_max_; }
+  // REQUIRES: 2 <= pid_max <= kMaxPid + 1.
+  void set_pid_max(Pid pid_max) { pid_max_ = pid_max; }
 
   // The task with this id, or null.
   Task* get(Pid pid) const {
@@ -30,8 +37,8 @@ class TaskTable {
   Status reserve(Pid pid);
   // REQUIRES: reserve(pid) succeeded. `task` null clears the slot.
   void set(Pid pid, Task* task);
-  // The first free id after the last one handed out, wrapping (as Linux's
-  // pid allocator does). 0 if every id is in use.
+  // The first free id after the last one handed out, wrapping below
+  // pid_max (as Linux's pid allocator does). 0 if every such id is in use.
   Pid next_free();
   size_t size() const { return size_; }
   // Calls fn(Pid, Task*) for every occupied slot.
@@ -51,8 +58,10 @@ class TaskTable {
   using Page = std::array<Task*, kPageSize>;
 
   std::vector<std::unique_ptr<Page>> pages_;
+  std::vector<uint16_t> used_;  // occupied slots per page
   size_t size_ = 0;
   Pid last_ = 0;
+  Pid pid_max_ = kDefaultPidMax;
 };
 
 }  // namespace cgcore

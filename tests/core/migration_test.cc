@@ -2,6 +2,7 @@
 // allocation failures at each point, and what controllers are told.
 #include <map>
 
+#include "core/migration.h"
 #include "tests/core/test_util.h"
 
 namespace cgcore::testing {
@@ -247,6 +248,55 @@ TEST_F(MigrationTest, UnusedCssSetsAreFreed) {
   ASSERT_TRUE(engine.exit_process(p).ok());
   EXPECT_EQ(engine.nr_css_sets(), base);
   expect_ok();
+}
+
+// A controller that needs stable address spaces: checks in every hook that
+// the transaction holds each mover's mmap_lock.
+class StableMmController : public TestController {
+ public:
+  StableMmController() : TestController("stable") {}
+  bool needs_stable_mm() const override { return true; }
+  Status can_attach(TaskSet& tset) override {
+    check(tset);
+    return TestController::can_attach(tset);
+  }
+  void attach(TaskSet& tset) noexcept override {
+    check(tset);
+    TestController::attach(tset);
+  }
+  void check(TaskSet& tset) {
+    tset.for_each([&](Task& t, CssSet*, CssSet&) {
+      if (lock_debug::held_mode(&t.process().mm()->mmap_lock()) != 1) ++unlocked;
+    });
+  }
+  int unlocked = 0;
+};
+
+TEST(MigrationMm, AddressSpacesAreHeldAcrossTheTransaction) {
+  if (!kLockDebug) GTEST_SKIP() << "needs lock tracking (debug build)";
+  Engine engine;
+  auto c = std::make_unique<StableMmController>();
+  StableMmController* ctl = c.get();
+  ASSERT_TRUE(engine.register_controller(std::move(c)).ok());
+  auto h = engine.mount({"stable"}, "");
+  auto g = engine.mkdir((*h)->root(), "g");
+  Pid p = *engine.spawn({});
+  engine.clone_thread(p);
+  Pid q = *engine.fork(p, {.share_mm = true});  // two processes, one mm
+  Pid r = *engine.spawn({});
+  std::vector<Pid> all{p, q, r};
+  ASSERT_TRUE(engine.migrate_processes(all, **g).ok());
+  EXPECT_EQ(ctl->unlocked, 0);
+  EXPECT_EQ(ctl->nr_attach.load(), 1);
+  // Released afterwards: a writer can take them.
+  auto mm = engine.mm_of(p);
+  mm.value()->mmap_lock().Lock();
+  mm.value()->mmap_lock().Unlock();
+  ctl->veto_attach_locked = 1;
+  EXPECT_EQ(engine.migrate_processes(all, (*h)->root()).err(), EACCES);
+  mm.value()->mmap_lock().Lock();  // released on the veto path too
+  mm.value()->mmap_lock().Unlock();
+  EXPECT_TRUE(engine.check_invariants().ok());
 }
 
 }  // namespace

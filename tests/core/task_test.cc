@@ -171,5 +171,63 @@ TEST_F(TaskTest, IdsAreReusedAfterExit) {
   expect_ok();
 }
 
+TEST_F(TaskTest, IdsWrapBelowPidMax) {
+  EXPECT_EQ(engine.set_pid_max(1).err(), EINVAL);
+  ASSERT_TRUE(engine.set_pid_max(5).ok());  // ids 1..4
+  for (Pid want = 1; want <= 4; ++want) EXPECT_EQ(spawn(), want);
+  EXPECT_EQ(engine.spawn({}).err(), EAGAIN);  // every id in use
+  ASSERT_TRUE(engine.exit_process(2).ok());
+  EXPECT_EQ(spawn(), 2);  // wrapped around to the free one
+  expect_ok();
+}
+
+TEST_F(TaskTest, ForkCopiesTheAddressSpaceSizeButNotItsCharges) {
+  Pid p = spawn();
+  {
+    auto mm = engine.mm_of(p);
+    ASSERT_TRUE(mm.ok());
+    (*mm)->total_vm = 8192;
+    (*mm)->charged = 4096;
+  }
+  Pid c = *engine.fork(p);
+  auto cm = engine.mm_of(c);
+  ASSERT_TRUE(cm.ok());
+  EXPECT_EQ((*cm)->total_vm.load(), 8192);
+  EXPECT_EQ((*cm)->charged.load(), 0);
+  auto shared = engine.fork(p, {.share_mm = true});
+  EXPECT_EQ(engine.mm_of(*shared)->get(), engine.mm_of(p)->get());
+  ASSERT_TRUE(engine.exec(c).ok());
+  EXPECT_EQ(engine.mm_of(c).value()->total_vm.load(), 0);  // exec empties it
+  EXPECT_EQ(engine.mm_of(9999).err(), ESRCH);
+  expect_ok();
+}
+
+// Records the address spaces released.
+class MmWatcher : public TestController {
+ public:
+  MmWatcher() : TestController("mmwatch") {}
+  void mm_release(Mm& mm) override { released.push_back(&mm); }
+  std::vector<Mm*> released;
+};
+
+TEST(TaskMm, ReleaseHookRunsWhenTheLastUserGoes) {
+  Engine engine;
+  auto w = std::make_unique<MmWatcher>();
+  MmWatcher* watcher = w.get();
+  ASSERT_TRUE(engine.register_controller(std::move(w)).ok());
+  Pid p = *engine.spawn({});
+  Mm* mm = engine.mm_of(p)->get();
+  Pid c = *engine.fork(p, {.share_mm = true});
+  ASSERT_TRUE(engine.exit_process(p).ok());
+  EXPECT_TRUE(watcher->released.empty());
+  {
+    auto ref = engine.mm_of(c);  // a reference keeps it too
+    ASSERT_TRUE(engine.exit_process(c).ok());
+    EXPECT_TRUE(watcher->released.empty());
+  }
+  EXPECT_EQ(watcher->released, std::vector<Mm*>{mm});
+  EXPECT_TRUE(engine.check_invariants().ok());
+}
+
 }  // namespace
 }  // namespace cgcore::testing
