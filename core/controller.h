@@ -108,6 +108,13 @@ class Controller {
   // (mounting or destroying a v1 hierarchy). Locking: cgroup mutex held.
   virtual void bind(Css& /*root_css*/) {}
 
+  // Checks the controller's own invariants (charges adding up across the
+  // hierarchy, ...); Ok or EIO naming the violation. Called by
+  // Engine::check_invariants, which holds every engine lock (cgroup mutex,
+  // global threadgroup lock exclusive, css_set lock shared): use the
+  // engine's *_locked accessors, take no engine lock.
+  virtual Status check_invariants(Engine& /*engine*/) { return Status::Ok(); }
+
   // The control files added to each cgroup where the controller is active.
   virtual std::span<const ControlFileSpec> files() const { return {}; }
 

@@ -198,6 +198,11 @@ Controller* Engine::find_controller(std::string_view name) const {
 
 Result<int> Engine::reserve_mm_slot() {
   MutexLock lock(cgroup_mutex_);
+  return reserve_mm_slot_locked();
+}
+
+Result<int> Engine::reserve_mm_slot_locked() {
+  cgroup_mutex_.AssertHeld();
   if (mm_slots_used_ >= Mm::kSlots) return Status::Error(ENOSPC, "no address-space slot left");
   return mm_slots_used_++;
 }
@@ -556,6 +561,15 @@ Status Engine::set_max_descendants_locked(Cgroup& cgroup, int n) {
 std::vector<Pid> Engine::cgroup_tids(const Cgroup& cgroup) const {
   std::vector<Pid> out;
   SharedLock<SharedMutex> cs(css_set_lock_);
+  for (const CsetLink& link : cgroup.cset_links_)
+    link.cset->for_each_task([&](const Task& t) { out.push_back(t.tid()); });
+  return out;
+}
+
+std::vector<Pid> Engine::cgroup_tids_locked(const Cgroup& cgroup) const
+    CG_NO_THREAD_SAFETY_ANALYSIS {
+  css_set_lock_.AssertReaderHeld();
+  std::vector<Pid> out;
   for (const CsetLink& link : cgroup.cset_links_)
     link.cset->for_each_task([&](const Task& t) { out.push_back(t.tid()); });
   return out;

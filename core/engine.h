@@ -81,7 +81,10 @@ class Engine {
   // The controller's root css (in whichever hierarchy it is bound to).
   Css& root_css(ControllerId id) const { return *root_csses_[id]; }
   // Reserves one of Mm::kSlots for a controller; ENOSPC when none is left.
-  Result<int> reserve_mm_slot();
+  // The _locked form may be called from css_alloc of the root css (which
+  // runs at registration, cgroup mutex held).
+  Result<int> reserve_mm_slot() CG_EXCLUDES(cgroup_mutex_);
+  Result<int> reserve_mm_slot_locked() CG_REQUIRES(cgroup_mutex_);
 
   // ---------------------------------------------------------------- hierarchies
 
@@ -199,6 +202,9 @@ class Engine {
   // unsorted, process ids repeated once per thread.
   std::vector<Pid> cgroup_tids(const Cgroup& cgroup) const;
   std::vector<Pid> cgroup_tgids(const Cgroup& cgroup) const;
+  // The same, for a caller that already holds the css_set lock (a
+  // controller's check_invariants hook); asserted at run time.
+  std::vector<Pid> cgroup_tids_locked(const Cgroup& cgroup) const;
   bool populated(const Cgroup& cgroup) const;
   size_t nr_css_sets() const;
 

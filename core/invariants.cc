@@ -34,7 +34,16 @@ Status InvariantChecker::check() CG_NO_THREAD_SAFETY_ANALYSIS {
   ExclusiveLock<ShardedRwSem> tg(e.threadgroup_rwsem_);
   SharedLock<SharedMutex> cs(e.css_set_lock_);
   SharedLock<SharedMutex> tt(e.task_table_lock_);
-  if (check_tasks_and_csets() && check_cgroups()) check_css_refs();
+  if (check_tasks_and_csets() && check_cgroups() && check_css_refs()) {
+    for (size_t id = 0; id < e.nr_controllers(); ++id) {
+      Controller& c = *e.controllers_[id];
+      Status st = c.check_invariants(const_cast<Engine&>(e));
+      if (!st.ok()) {
+        fail("controller " + std::string(c.name()) + ": " + st.message());
+        break;
+      }
+    }
+  }
   if (error_.empty()) return Status::Ok();
   return Status::Error(EIO, "invariant violated: " + error_);
 }
