@@ -336,6 +336,7 @@ Status Engine::rehome_all_csets_locked(HierarchyId h, Cgroup* root) {
     // The root css_set follows too: pin its destination before finish()
     // drops the context's pins.
     CssSet* old_root = root_cset_;
+    if (!old_root->mg_dst_cset_) lock_debug::fail("root css_set not re-homed", old_root);
     root_cset_ = old_root->mg_dst_cset_;
     root_cset_->refs_.fetch_add(1, std::memory_order_relaxed);
     put_cset_locked(old_root);

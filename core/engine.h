@@ -130,6 +130,24 @@ class Engine {
   // cgroup.max.descendants); INT_MAX is "max". EINVAL if negative.
   Status set_max_depth_locked(Cgroup& cgroup, int depth) CG_REQUIRES(cgroup_mutex_);
   Status set_max_descendants_locked(Cgroup& cgroup, int n) CG_REQUIRES(cgroup_mutex_);
+  // Changes a default-hierarchy cgroup's cgroup.subtree_control: enables
+  // `enable` and disables `disable` for its children, creating / offlining
+  // the children's csses and re-homing every task below through one
+  // migration — all or nothing. EINVAL outside the default hierarchy or if a
+  // controller is in both sets; ENOENT enabling a controller the cgroup does
+  // not have (not in its parent's subtree_control, or bound to v1); EBUSY
+  // disabling one a child still enables, or enabling on a non-root cgroup
+  // that has tasks of its own (no internal processes); ENODEV if removed;
+  // a controller's css_alloc / css_online / migration veto error; ENOMEM.
+  Status set_subtree_control(Cgroup& cgroup, const ControllerSet& enable,
+                             const ControllerSet& disable) CG_EXCLUDES(cgroup_mutex_);
+  Status set_subtree_control_locked(Cgroup& cgroup, const ControllerSet& enable,
+                                    const ControllerSet& disable) CG_REQUIRES(cgroup_mutex_);
+  // The controllers available on a default-hierarchy cgroup
+  // (cgroup.controllers): the root's are every controller bound there.
+  ControllerSet available_controllers_locked(const Cgroup& cgroup) const
+      CG_REQUIRES(cgroup_mutex_);
+
   // The css a controller applies to tasks of `cgroup`: its own, or (v2, where
   // the controller is not enabled) the nearest ancestor's. Null if the
   // controller is not bound to the cgroup's hierarchy.
@@ -287,6 +305,11 @@ class Engine {
       CG_REQUIRES(cgroup_mutex_, threadgroup_rwsem_);
   void move_root_css_locked(ControllerId id, Cgroup& to) CG_REQUIRES(cgroup_mutex_);
   Cgroup* new_cgroup(Hierarchy* h, Cgroup* parent, std::string name);
+  // Allocates and onlines the css of controller `id` for `cgroup` (not yet
+  // stored in cgroup.csses_). Locking: cgroup mutex held.
+  Result<Css*> create_css_locked(Cgroup& cgroup, ControllerId id) CG_REQUIRES(cgroup_mutex_);
+  // Offlines a css and drops its base reference.
+  void kill_css_locked(Css* css) CG_REQUIRES(cgroup_mutex_);
   void free_cgroup(Cgroup* cgroup);
   void free_css(Css* css);
   void free_task(Task* task);
@@ -306,6 +329,9 @@ class Engine {
   void exit_task_locked(Task& task) CG_REQUIRES_SHARED(threadgroup_rwsem_);
 
   // -- migration helpers (migration.cc)
+  // Whether tasks may move into dst: ENODEV if removed; EBUSY for a v2
+  // cgroup that enables controllers for its children.
+  Status check_dst_locked(const Cgroup& dst) const CG_REQUIRES(cgroup_mutex_);
   // Moves the targets named by for_each_target(fn) (which calls fn(Task&)
   // for each) to dst as one transaction. Locking: cgroup mutex held, and the
   // targets' threadgroup locks exclusive.

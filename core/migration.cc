@@ -16,7 +16,9 @@ MigrationContext::~MigrationContext() { finish(); }
 void MigrationContext::add_src(CssSet& src, Cgroup* dst, HierarchyId h) {
   engine_.cgroup_mutex_.AssertHeld();
   engine_.css_set_lock_.AssertHeld();
-  if (src.cgroup(h) == dst) return;  // already there
+  // A source already in dst is still added: its destination may differ in
+  // csses (re-homing after cgroup.subtree_control changed). prepare_dst()
+  // drops sources that turn out to be their own destination.
   if (src.mg_src_preload_node_.linked()) return;
   src.mg_src_cgrp_ = src.cgroup(h);
   src.mg_dst_cgrp_ = dst;
@@ -27,18 +29,34 @@ void MigrationContext::add_src(CssSet& src, Cgroup* dst, HierarchyId h) {
 
 Status MigrationContext::prepare_dst() {
   engine_.cgroup_mutex_.AssertHeld();
-  for (CssSet& src : preloaded_src_) {
+  Status st;
+  preloaded_src_.for_each_safe([&](CssSet& src) {
+    engine_.cgroup_mutex_.AssertHeld();
+    if (!st.ok()) return;
     Result<CssSet*> r = engine_.find_css_set(src, src.mg_dst_cgrp_, src.mg_dst_hierarchy_);
-    if (!r.ok()) return r.status();
+    if (!r.ok()) {
+      st = r.status();
+      return;
+    }
     CssSet* dst = r.value();
     ExclusiveLock<SharedMutex> cs(engine_.css_set_lock_);
+    if (dst == &src) {  // nothing would change for its tasks
+      src.mg_src_preload_node_.unlink();
+      src.mg_src_cgrp_ = nullptr;
+      src.mg_dst_cgrp_ = nullptr;
+      src.mg_dst_hierarchy_ = -1;
+      engine_.put_cset_locked(&src);  // find_css_set's pin
+      engine_.put_cset_locked(&src);  // add_src's pin; tasks still hold it
+      return;
+    }
     src.mg_dst_cset_ = dst;
     if (dst->mg_dst_preload_node_.linked()) {
       engine_.put_cset_locked(dst);  // pinned already; cannot reach zero
     } else {
       preloaded_dst_.push_back(*dst);
     }
-  }
+  });
+  if (!st.ok()) return st;
   prepared_ = true;
   return Status::Ok();
 }
@@ -193,10 +211,20 @@ void MigrationContext::finish() {
 
 // ------------------------------------------------------------ Engine
 
+Status Engine::check_dst_locked(const Cgroup& dst) const {
+  cgroup_mutex_.AssertHeld();
+  if (dst.dead()) return Status::Error(ENODEV, "the destination cgroup was removed");
+  // cgroup v2: no internal processes — a non-root cgroup that enables
+  // controllers for its children holds no tasks itself.
+  if (dst.hierarchy().is_default() && !dst.is_root() && !dst.subtree_control_.empty())
+    return Status::Error(EBUSY, "the destination enables controllers for its children");
+  return Status::Ok();
+}
+
 template <typename ForEachTarget>
 Status Engine::migrate_targets_locked(Cgroup& dst, ForEachTarget&& for_each_target) {
   cgroup_mutex_.AssertHeld();
-  if (dst.dead()) return Status::Error(ENODEV, "the destination cgroup was removed");
+  if (Status st = check_dst_locked(dst); !st.ok()) return st;
   const HierarchyId h = dst.hierarchy().id();
   MigrationContext ctx(*this);
   {
@@ -276,7 +304,7 @@ Status Engine::transfer_locked(Cgroup& from, Cgroup& to) {
   cgroup_mutex_.AssertHeld();
   if (&from.hierarchy() != &to.hierarchy())
     return Status::Error(EINVAL, "source and destination are in different hierarchies");
-  if (to.dead()) return Status::Error(ENODEV, "the destination cgroup was removed");
+  if (Status st = check_dst_locked(to); !st.ok()) return st;
   if (&from == &to) return Status::Ok();
   // Mode ALL: freeze every fork and exit of the engine, so the source's task
   // set is fixed for the whole transaction and one pass moves them all.

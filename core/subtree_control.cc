@@ -1,0 +1,176 @@
+// Engine: cgroup v2's cgroup.subtree_control — enabling and disabling
+// controllers for a cgroup's children, as one transaction.
+#include <new>
+
+#include "core/engine.h"
+#include "core/migration.h"
+
+namespace cgcore {
+
+ControllerSet Engine::available_controllers_locked(const Cgroup& cgroup) const {
+  cgroup_mutex_.AssertHeld();
+  if (cgroup.is_root()) return cgroup.hierarchy_->controllers_;
+  return cgroup.parent_->subtree_control_;
+}
+
+Result<Css*> Engine::create_css_locked(Cgroup& cgroup, ControllerId id) {
+  cgroup_mutex_.AssertHeld();
+  Css* parent_css = effective_css_locked(*cgroup.parent_, id);
+  Result<std::unique_ptr<Css>> r = controllers_[id]->css_alloc(parent_css);
+  if (!r.ok()) return r.status();
+  Css* css = r.value().release();
+  css->cgroup_.store(&cgroup);
+  css->controller_ = controllers_[id].get();
+  css->engine_ = this;
+  css->id_ = id;
+  css->parent_ = parent_css;
+  parent_css->get();
+  cgroup.get();
+  live_csses_.fetch_add(1, std::memory_order_relaxed);
+  if (Status st = controllers_[id]->css_online(*css); !st.ok()) {
+    css->put();
+    return st;
+  }
+  css->online_.store(true, std::memory_order_release);
+  return css;
+}
+
+void Engine::kill_css_locked(Css* css) {
+  cgroup_mutex_.AssertHeld();
+  css->controller().css_offline(*css);
+  css->online_.store(false, std::memory_order_release);
+  css->put();
+}
+
+Status Engine::set_subtree_control(Cgroup& cgroup, const ControllerSet& enable,
+                                   const ControllerSet& disable) {
+  MutexLock lock(cgroup_mutex_);
+  return set_subtree_control_locked(cgroup, enable, disable);
+}
+
+Status Engine::set_subtree_control_locked(Cgroup& cgroup, const ControllerSet& enable_in,
+                                          const ControllerSet& disable_in) {
+  cgroup_mutex_.AssertHeld();
+  if (!cgroup.hierarchy_->is_default())
+    return Status::Error(EINVAL, "subtree_control exists only in the default hierarchy");
+  if (cgroup.dead()) return Status::Error(ENODEV, "the cgroup was removed");
+  const ControllerSet available = available_controllers_locked(cgroup);
+  ControllerSet enable, disable;
+  Status st;
+  enable_in.for_each([&](ControllerId id) {
+    if (disable_in.test(id))
+      st = Status::Error(EINVAL, "a controller cannot be both enabled and disabled");
+    else if (!available.test(id))
+      st = Status::Error(ENOENT, "controller '" + std::string(controllers_[id]->name()) +
+                                     "' is not available here");
+    else if (!cgroup.subtree_control_.test(id))
+      enable.set(id);
+  });
+  if (!st.ok()) return st;
+  disable_in.for_each([&](ControllerId id) {
+    cgroup_mutex_.AssertHeld();
+    if (!cgroup.subtree_control_.test(id)) return;
+    for (auto& [name, child] : cgroup.children_)
+      if (child->subtree_control_.test(id))
+        st = Status::Error(EBUSY, "a child still enables '" +
+                                      std::string(controllers_[id]->name()) + "'");
+    disable.set(id);
+  });
+  if (!st.ok()) return st;
+  if (enable.empty() && disable.empty()) return Status::Ok();
+  if (!enable.empty() && !cgroup.is_root()) {
+    SharedLock<SharedMutex> cs(css_set_lock_);
+    if (cgroup.has_tasks())
+      return Status::Error(EBUSY, "the cgroup has processes of its own (no internal processes)");
+  }
+
+  // 1. Create the children's new csses (may fail: nothing is visible yet).
+  struct Change {
+    Cgroup* child;
+    ControllerId id;
+    Css* css;  // the new css (enable) or the one taken out (disable)
+  };
+  std::vector<Change> made, removed;
+  size_t nr_enable = 0, nr_disable = 0;
+  enable.for_each([&](ControllerId) { ++nr_enable; });
+  disable.for_each([&](ControllerId) { ++nr_disable; });
+  try {
+    made.reserve(cgroup.children_.size() * nr_enable);
+    removed.reserve(cgroup.children_.size() * nr_disable);
+  } catch (const std::bad_alloc&) {
+    return Status::Error(ENOMEM, "out of memory changing subtree_control");
+  }
+  for (auto& [name, child] : cgroup.children_) {
+    enable.for_each([&, child = child](ControllerId id) {
+      cgroup_mutex_.AssertHeld();
+      if (!st.ok()) return;
+      Result<Css*> css = create_css_locked(*child, id);
+      if (!css.ok()) st = css.status();
+      else made.push_back({child, id, css.value()});
+    });
+  }
+  if (!st.ok()) {
+    for (auto it = made.rbegin(); it != made.rend(); ++it) kill_css_locked(it->css);
+    return st;
+  }
+
+  // 2. Install the new state; keep what it replaces for the way back.
+  const ControllerSet old_control = cgroup.subtree_control_;
+  for (const Change& c : made) c.child->csses_[c.id] = c.css;
+  for (auto& [name, child] : cgroup.children_) {
+    disable.for_each([&, child = child](ControllerId id) {
+      cgroup_mutex_.AssertHeld();
+      removed.push_back({child, id, child->csses_[id]});
+      child->csses_[id] = nullptr;
+    });
+  }
+  enable.for_each([&](ControllerId id) {
+    cgroup_mutex_.AssertHeld();
+    cgroup.subtree_control_.set(id);
+  });
+  disable.for_each([&](ControllerId id) {
+    cgroup_mutex_.AssertHeld();
+    cgroup.subtree_control_.reset(id);
+  });
+
+  // 3. Re-home every task below `cgroup`: their effective csses changed.
+  // One migration, each css_set to its own cgroup with fresh csses.
+  {
+    MigrationContext ctx(*this);
+    {
+      ExclusiveLock<SharedMutex> cs(css_set_lock_);
+      std::vector<Cgroup*> stack;
+      for (auto& [name, child] : cgroup.children_) stack.push_back(child);
+      while (!stack.empty()) {
+        Cgroup* c = stack.back();
+        stack.pop_back();
+        for (CsetLink& link : c->cset_links_) ctx.add_src(*link.cset, c, kDefaultHierarchy);
+        for (auto& [name, child] : c->children_) stack.push_back(child);
+      }
+    }
+    // Every task below is a target: freeze forks and exits engine-wide.
+    ExclusiveLock<ShardedRwSem> tg(threadgroup_rwsem_);
+    st = ctx.prepare_dst();
+    if (st.ok()) {
+      {
+        ExclusiveLock<SharedMutex> cs(css_set_lock_);
+        ctx.add_all_tasks();
+      }
+      st = ctx.execute();
+    }
+  }
+  if (!st.ok()) {
+    // Back to how it was; the old csses were never offlined.
+    cgroup.subtree_control_ = old_control;
+    for (const Change& c : removed) c.child->csses_[c.id] = c.css;
+    for (auto it = made.rbegin(); it != made.rend(); ++it) {
+      it->child->csses_[it->id] = nullptr;
+      kill_css_locked(it->css);
+    }
+    return st;
+  }
+  for (const Change& c : removed) kill_css_locked(c.css);
+  return Status::Ok();
+}
+
+}  // namespace cgcore
