@@ -60,6 +60,9 @@ class Cgroup {
   int max_depth() const;
   int max_descendants() const;
   int nr_descendants() const;
+  // cgroup.freeze as written here (the effective state also follows the
+  // ancestors: Engine::frozen_locked).
+  bool self_freeze() const;
   // The path from the hierarchy root ("/" for the root, "/a/b" below it).
   std::string path() const;
 
@@ -107,6 +110,7 @@ class Cgroup {
   int max_depth_ = INT_MAX;
   int max_descendants_ = INT_MAX;
   int nr_descendants_ = 0;
+  bool freeze_ = false;
 
   // Guarded by css_set_lock.
   IntrusiveList<CsetLink, &CsetLink::cgroup_node> cset_links_;

@@ -44,6 +44,7 @@ Engine::Engine() {
   MutexLock lock(cgroup_mutex_);
   hierarchies_.push_back(std::unique_ptr<Hierarchy>(
       new Hierarchy(this, kDefaultHierarchy, "", next_cgroup_id_++, 0)));
+  cgroups_by_id_.emplace(hierarchies_[0]->root().id(), &hierarchies_[0]->root());
   ExclusiveLock<SharedMutex> cs(css_set_lock_);
   auto* cset = new CssSet(1, 0);
   live_csets_.fetch_add(1, std::memory_order_relaxed);
@@ -278,9 +279,16 @@ Result<Hierarchy*> Engine::mount(const std::vector<std::string>& names, std::str
   }
   Hierarchy& hier = *hierarchies_[h];
   hier.controllers_ = wanted;
+  try {
+    cgroups_by_id_.emplace(hier.root().id(), &hier.root());
+  } catch (const std::bad_alloc&) {
+    hierarchies_[h].reset();
+    return Status::Error(ENOMEM, "out of memory creating a hierarchy");
+  }
 
   ExclusiveLock<ShardedRwSem> tg(threadgroup_rwsem_);
   if (Status st = rehome_all_csets_locked(h, &hier.root()); !st.ok()) {
+    cgroups_by_id_.erase(hier.root().id());
     hierarchies_[h].reset();
     return st;
   }
@@ -309,6 +317,7 @@ Status Engine::destroy_hierarchy(Hierarchy& hier) {
     dfl.controllers_.set(id);
     controllers_[id]->bind(*root_csses_[id]);
   });
+  cgroups_by_id_.erase(hier.root().id());
   hierarchies_[hier.id()].reset();
   return Status::Ok();
 }
@@ -358,6 +367,10 @@ void Engine::free_cgroup(Cgroup* cgroup) {
   if (!cgroup->dead() || !cgroup->cset_links_.empty() || !cgroup->children_.empty())
     lock_debug::fail("freeing a cgroup still in use", cgroup);
   Cgroup* parent = cgroup->parent_;
+  {
+    MutexLock d(dying_mu_);
+    dying_cgroups_.erase(cgroup);
+  }
   delete cgroup;
   live_cgroups_.fetch_sub(1, std::memory_order_relaxed);
   if (parent) parent->put();
@@ -366,6 +379,10 @@ void Engine::free_cgroup(Cgroup* cgroup) {
 void Engine::free_css(Css* css) {
   Css* parent = css->parent_;
   Cgroup* cgroup = css->is_root() ? nullptr : css->cgroup();
+  {
+    MutexLock d(dying_mu_);
+    dying_csses_.erase(css);
+  }
   delete css;
   live_csses_.fetch_sub(1, std::memory_order_relaxed);
   if (parent) parent->put();
@@ -446,8 +463,10 @@ Result<CgroupPtr> Engine::mkdir_locked(Cgroup& parent, std::string_view name) {
   }
   if (st.ok()) {
     try {
+      cgroups_by_id_.emplace(cg->id(), cg);
       parent.children_.emplace(std::string(name), cg);
     } catch (const std::bad_alloc&) {
+      cgroups_by_id_.erase(cg->id());
       st = Status::Error(ENOMEM, "out of memory creating a cgroup");
     }
   }
@@ -494,16 +513,19 @@ Status Engine::rmdir_locked(Cgroup& cgroup) {
   cgroup.dead_.store(true, std::memory_order_release);
   Cgroup& parent = *cgroup.parent_;
   parent.children_.erase(parent.children_.find(cgroup.name_));
+  cgroups_by_id_.erase(cgroup.id());
   for (Cgroup* c = &parent; c; c = c->parent_) --c->nr_descendants_;
   --cgroup.hierarchy_->nr_cgroups_;
   --nr_nonroot_cgroups_;
   for (size_t id = cgroup.csses_.size(); id-- > 0;) {
     Css* css = cgroup.csses_[id];
     if (!css) continue;
-    css->controller().css_offline(*css);
-    css->online_.store(false, std::memory_order_release);
     cgroup.csses_[id] = nullptr;
-    css->put();
+    kill_css_locked(css);
+  }
+  {
+    MutexLock d(dying_mu_);
+    dying_cgroups_.insert(&cgroup);
   }
   cgroup.put();  // the parent's reference
   return Status::Ok();
@@ -535,6 +557,65 @@ Status Engine::rename_locked(Cgroup& cgroup, std::string_view new_name) {
   siblings.insert(std::move(node));
   cgroup.name_.swap(name);
   return Status::Ok();
+}
+
+void Engine::set_freeze_locked(Cgroup& cgroup, bool freeze) {
+  cgroup_mutex_.AssertHeld();
+  if (cgroup.freeze_ == freeze) return;
+  const bool parent_frozen = cgroup.parent_ && frozen_locked(*cgroup.parent_);
+  cgroup.freeze_ = freeze;
+  if (parent_frozen) return;  // effective state unchanged below
+  // Walk the subtree; a descendant frozen by its own setting is unchanged,
+  // and so is everything below it.
+  std::vector<Cgroup*> stack{&cgroup};
+  while (!stack.empty()) {
+    Cgroup* c = stack.back();
+    stack.pop_back();
+    if (c != &cgroup && c->freeze_) continue;
+    if (observer_) observer_->frozen_changed(*c, freeze);
+    for (auto& [name, child] : c->children_) stack.push_back(child);
+  }
+}
+
+bool Engine::frozen_locked(const Cgroup& cgroup) const {
+  cgroup_mutex_.AssertHeld();
+  for (const Cgroup* c = &cgroup; c; c = c->parent_)
+    if (c->freeze_) return true;
+  return false;
+}
+
+int Engine::nr_dying_descendants_locked(const Cgroup& cgroup) const {
+  cgroup_mutex_.AssertHeld();
+  MutexLock d(dying_mu_);
+  int n = 0;
+  for (const Cgroup* dead : dying_cgroups_)
+    for (const Cgroup* c = dead->parent_; c; c = c->parent_)
+      if (c == &cgroup) {
+        ++n;
+        break;
+      }
+  return n;
+}
+
+int Engine::nr_dying_csses_locked(const Cgroup& cgroup, ControllerId id) const {
+  cgroup_mutex_.AssertHeld();
+  MutexLock d(dying_mu_);
+  int n = 0;
+  for (const Css* css : dying_csses_) {
+    if (css->controller_id() != id) continue;
+    for (const Cgroup* c = css->cgroup(); c; c = c->parent_)
+      if (c == &cgroup) {
+        ++n;
+        break;
+      }
+  }
+  return n;
+}
+
+Cgroup* Engine::find_cgroup_locked(uint64_t id) const {
+  cgroup_mutex_.AssertHeld();
+  auto it = cgroups_by_id_.find(id);
+  return it == cgroups_by_id_.end() ? nullptr : it->second;
 }
 
 CgroupPtr Engine::find_child(Cgroup& parent, std::string_view name) {

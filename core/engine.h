@@ -20,6 +20,8 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/cgroup.h"
@@ -45,6 +47,10 @@ class EngineObserver {
   // `cgroup.populated()` changed. Called with the css_set lock held: must not
   // call into the engine.
   virtual void populated_changed(Cgroup& /*cgroup*/, bool /*populated*/) {}
+  // The effective freeze state of `cgroup` changed (cgroup.freeze of it or
+  // an ancestor). Called with the cgroup mutex held: must not call into the
+  // engine's locking methods.
+  virtual void frozen_changed(Cgroup& /*cgroup*/, bool /*frozen*/) {}
 };
 
 struct SpawnOptions {
@@ -126,6 +132,9 @@ class Engine {
   Status rename_locked(Cgroup& cgroup, std::string_view new_name) CG_REQUIRES(cgroup_mutex_);
   // The child of that name, or null.
   CgroupPtr find_child(Cgroup& parent, std::string_view name) CG_EXCLUDES(cgroup_mutex_);
+  // The live cgroup with this id (Cgroup::id), or null (removed, never
+  // existed, or in a destroyed hierarchy).
+  Cgroup* find_cgroup_locked(uint64_t id) const CG_REQUIRES(cgroup_mutex_);
   // Limits on descendants below `cgroup` (cgroup.max.depth /
   // cgroup.max.descendants); INT_MAX is "max". EINVAL if negative.
   Status set_max_depth_locked(Cgroup& cgroup, int depth) CG_REQUIRES(cgroup_mutex_);
@@ -146,6 +155,18 @@ class Engine {
   // The controllers available on a default-hierarchy cgroup
   // (cgroup.controllers): the root's are every controller bound there.
   ControllerSet available_controllers_locked(const Cgroup& cgroup) const
+      CG_REQUIRES(cgroup_mutex_);
+
+  // cgroup v2 freezer: sets cgroup.freeze of `cgroup`; the effective state
+  // of it and its descendants follows (any ancestor frozen: frozen), and the
+  // observer hears of every change. Virtual tasks freeze at once.
+  void set_freeze_locked(Cgroup& cgroup, bool freeze) CG_REQUIRES(cgroup_mutex_);
+  bool frozen_locked(const Cgroup& cgroup) const CG_REQUIRES(cgroup_mutex_);
+  // Removed cgroups (descendants of `cgroup`) and offline csses of
+  // controller `id` (of `cgroup` or below) that references keep alive: the
+  // kernel's "dying" counts of cgroup.stat.
+  int nr_dying_descendants_locked(const Cgroup& cgroup) const CG_REQUIRES(cgroup_mutex_);
+  int nr_dying_csses_locked(const Cgroup& cgroup, ControllerId id) const
       CG_REQUIRES(cgroup_mutex_);
 
   // The css a controller applies to tasks of `cgroup`: its own, or (v2, where
@@ -362,6 +383,8 @@ class Engine {
   std::vector<ControllerId> scratch_ss_ids_ CG_GUARDED_BY(cgroup_mutex_);
   int nr_nonroot_cgroups_ CG_GUARDED_BY(cgroup_mutex_) = 0;
   uint64_t next_cgroup_id_ CG_GUARDED_BY(cgroup_mutex_) = 1;
+  // Every live cgroup (roots included) by id.
+  std::unordered_map<uint64_t, Cgroup*> cgroups_by_id_ CG_GUARDED_BY(cgroup_mutex_);
 
   // ---- Guarded by css_set_lock_
   CssSetTable cset_table_ CG_GUARDED_BY(css_set_lock_);
@@ -378,6 +401,11 @@ class Engine {
   TaskTable task_table_ CG_GUARDED_BY(task_table_lock_);
 
   EngineObserver* observer_ = nullptr;
+
+  // Removed cgroups and offline csses still referenced (cgroup.stat).
+  mutable Mutex dying_mu_ CG_ACQUIRED_AFTER(task_table_lock_);
+  std::unordered_set<const Cgroup*> dying_cgroups_ CG_GUARDED_BY(dying_mu_);
+  std::unordered_set<const Css*> dying_csses_ CG_GUARDED_BY(dying_mu_);
   std::atomic<int> fail_cset_alloc_{0};
   std::atomic<size_t> nr_live_tasks_{0};
   mutable std::atomic<int64_t> nr_mm_refs_{0};  // MmRefs handed out and not yet dropped

@@ -230,6 +230,12 @@ bool InvariantChecker::check_cgroups() CG_NO_THREAD_SAFETY_ANALYSIS {
     nonroot += count - 1;
   }
   if (nonroot != e.nr_nonroot_cgroups_) return fail("the engine miscounts its cgroups");
+  size_t nr_roots = 0;
+  for (const auto& hp : e.hierarchies_) nr_roots += hp ? 1 : 0;
+  if (e.cgroups_by_id_.size() != nr_roots + static_cast<size_t>(nonroot))
+    return fail("the id map does not hold exactly the live cgroups");
+  for (const auto& [id, cg] : e.cgroups_by_id_)
+    if (cg->id() != id || cg->dead()) return fail("the id map holds a stale cgroup");
   if (e.live_cgroups_.load() < nonroot) return fail("a reachable cgroup is not counted as alive");
   return true;
 }

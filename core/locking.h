@@ -24,8 +24,10 @@
 //                                 thread list, and writes of Task::cset.
 //                                 Readers of task lists take it shared.
 //   5. Engine::task_table_lock_   Guards the id -> task table and id
-//                                 allocation. A leaf: nothing is taken under
-//                                 it.
+//                                 allocation.
+//   6. Engine::dying_mu_          Guards the sets of removed-but-referenced
+//                                 cgroups and csses. A leaf, taken where they
+//                                 are freed (any context).
 //
 // Several Process::threadgroup_locks are held at once only by a migration,
 // which holds cgroup_mutex_, so two such holders never race.

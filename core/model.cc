@@ -54,6 +54,10 @@ int Cgroup::nr_descendants() const {
   engine_->cgroup_mutex_.AssertHeld();
   return nr_descendants_;
 }
+bool Cgroup::self_freeze() const {
+  engine_->cgroup_mutex_.AssertHeld();
+  return freeze_;
+}
 std::string Cgroup::path() const {
   engine_->cgroup_mutex_.AssertHeld();
   if (!parent_) return "/";

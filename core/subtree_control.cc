@@ -39,6 +39,10 @@ void Engine::kill_css_locked(Css* css) {
   cgroup_mutex_.AssertHeld();
   css->controller().css_offline(*css);
   css->online_.store(false, std::memory_order_release);
+  {
+    MutexLock d(dying_mu_);
+    dying_csses_.insert(css);
+  }
   css->put();
 }
 

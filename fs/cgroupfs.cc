@@ -1,0 +1,537 @@
+#include "fs/cgroupfs.h"
+
+#include <algorithm>
+
+namespace cgcore::fs {
+
+namespace {
+constexpr int kIndexBits = 10;
+constexpr Ino kIndexMask = (Ino{1} << kIndexBits) - 1;
+constexpr int kMayRead = 4, kMayWrite = 2, kMayExec = 1;
+}  // namespace
+
+Result<std::unique_ptr<CgroupFs>> CgroupFs::create(Engine& engine, std::string_view spec) {
+  Result<Layout> layout = Layout::mount(engine, spec);
+  if (!layout.ok()) return layout.status();
+  std::unique_ptr<CgroupFs> fs(new CgroupFs(engine, std::move(layout.value())));
+  return fs;
+}
+
+CgroupFs::CgroupFs(Engine& engine, Layout layout) : engine_(engine), layout_(std::move(layout)) {
+  build_file_table();
+  engine_.set_observer(this);
+}
+
+CgroupFs::~CgroupFs() { engine_.set_observer(nullptr); }
+
+void CgroupFs::build_file_table() {
+  files_ = core_file_defs();
+  for (size_t id = 0; id < engine_.nr_controllers(); ++id) {
+    Controller& c = engine_.controller(static_cast<ControllerId>(id));
+    for (const ControlFileSpec& spec : c.files()) {
+      FileDef def;
+      def.name = spec.name.starts_with('!') ? std::string(spec.name.substr(1))
+                                            : std::string(c.name()) + "." + std::string(spec.name);
+      def.mode = (spec.read ? 0444 : 0) | (spec.write ? 0200 : 0);
+      def.versions = spec.versions;
+      def.scope = spec.scope;
+      def.controller = static_cast<ControllerId>(id);
+      def.spec = &spec;
+      files_.push_back(std::move(def));
+    }
+  }
+  if (files_.size() >= kIndexMask) std::abort();  // inode numbering has room for 1023
+}
+
+Hierarchy* CgroupFs::mounted_hierarchy(HierarchyId id) const {
+  for (const LayoutDir& d : layout_.dirs)
+    if (d.hierarchy->id() == id) return d.hierarchy;
+  return nullptr;
+}
+
+Ino CgroupFs::dir_ino(const Cgroup& cgroup) const {
+  if (layout_.root_hierarchy && &cgroup == &layout_.root_hierarchy->root()) return kRootIno;
+  return cgroup.id() << kIndexBits;
+}
+
+Ino CgroupFs::file_ino(const Cgroup& cgroup, std::string_view file) const {
+  // Names repeat across versions (cgroup.procs): pick the hierarchy's.
+  const uint8_t version = cgroup.hierarchy().is_default() ? kV2 : kV1;
+  for (size_t i = 0; i < files_.size(); ++i)
+    if (files_[i].name == file && (files_[i].versions & version))
+      return (cgroup.id() << kIndexBits) | (i + 1);
+  return 0;
+}
+
+bool CgroupFs::file_present_locked(const FileDef& def, const Cgroup& cgroup) {
+  const Hierarchy& h = cgroup.hierarchy();
+  if (!(def.versions & (h.is_default() ? kV2 : kV1))) return false;
+  if (def.scope == FileScope::kRootOnly && !cgroup.is_root()) return false;
+  if (def.scope == FileScope::kNonRoot && cgroup.is_root()) return false;
+  if (def.controller < 0) return true;
+  if (&engine_.hierarchy_of_locked(def.controller) != &h) return false;
+  return cgroup.is_root() || cgroup.css(def.controller) != nullptr;
+}
+
+Css* CgroupFs::file_css_locked(const FileDef& def, Cgroup& cgroup) {
+  return cgroup.is_root() ? &engine_.root_css(def.controller) : cgroup.css(def.controller);
+}
+
+Result<CgroupFs::Node> CgroupFs::node_locked(Ino ino) {
+  if (ino == kRootIno) {
+    if (layout_.root_hierarchy) return Node{Node::kCgroupDir, &layout_.root_hierarchy->root()};
+    return Node{Node::kMountRoot};
+  }
+  Cgroup* cg = engine_.find_cgroup_locked(ino >> kIndexBits);
+  if (!cg || !layout_.dir_of(cg->hierarchy())) return Status::Error(ENOENT, "no such node");
+  const size_t idx = ino & kIndexMask;
+  if (idx == 0) {
+    if (dir_ino(*cg) != ino) return Status::Error(ENOENT, "no such node");
+    return Node{Node::kCgroupDir, cg};
+  }
+  if (idx > files_.size() || !file_present_locked(files_[idx - 1], *cg))
+    return Status::Error(ENOENT, "no such file");
+  return Node{Node::kFile, cg, &files_[idx - 1]};
+}
+
+CgroupFs::Meta CgroupFs::meta_locked(Ino ino, const Node& node) {
+  if (auto it = meta_.find(ino); it != meta_.end()) return it->second;
+  switch (node.kind) {
+    case Node::kMountRoot:
+      return {0755, 0, 0};
+    case Node::kCgroupDir:
+      return {0755, 0, 0};
+    case Node::kFile: {
+      // Files start owned by the cgroup's creator (recorded at mkdir).
+      Meta m{node.file->mode, 0, 0};
+      if (auto it = meta_.find(node.cgroup->id() << kIndexBits | kIndexMask); it != meta_.end()) {
+        m.uid = it->second.uid;
+        m.gid = it->second.gid;
+      }
+      return m;
+    }
+  }
+  return {0, 0, 0};
+}
+
+Attr CgroupFs::attr_locked(Ino ino, const Node& node) {
+  Meta m = meta_locked(ino, node);
+  Attr a;
+  a.ino = ino;
+  a.mode = m.mode;
+  a.uid = m.uid;
+  a.gid = m.gid;
+  if (node.kind == Node::kFile) {
+    a.type = NodeType::kFile;
+    a.nlink = 1;
+  } else {
+    a.type = NodeType::kDir;
+    a.nlink = 2 + static_cast<uint32_t>(node.kind == Node::kMountRoot
+                                            ? layout_.dirs.size()
+                                            : node.cgroup->children().size());
+  }
+  return a;
+}
+
+bool CgroupFs::may_access_locked(Ino ino, const Caller& caller, int mask)
+    CG_NO_THREAD_SAFETY_ANALYSIS {
+  engine_.cgroup_mutex().AssertHeld();
+  if (caller.is_root()) return true;  // CAP_DAC_OVERRIDE
+  Result<Node> n = node_locked(ino);
+  if (!n.ok()) return false;
+  Meta m = meta_locked(ino, n.value());
+  uint32_t bits;
+  if (caller.uid == m.uid) {
+    bits = (m.mode >> 6) & 7;
+  } else if (caller.gid == m.gid ||
+             std::find(caller.groups.begin(), caller.groups.end(), m.gid) != caller.groups.end()) {
+    bits = (m.mode >> 3) & 7;
+  } else {
+    bits = m.mode & 7;
+  }
+  return (bits & mask) == static_cast<uint32_t>(mask);
+}
+
+Result<Cgroup*> CgroupFs::cgroup_dir_locked(Ino dir) {
+  Result<Node> n = node_locked(dir);
+  if (!n.ok()) return n.status();
+  if (n->kind == Node::kFile) return Status::Error(ENOTDIR, "not a directory");
+  if (n->kind == Node::kMountRoot) return static_cast<Cgroup*>(nullptr);
+  return n->cgroup;
+}
+
+// ------------------------------------------------------------ node API
+
+Result<Attr> CgroupFs::lookup(Ino dir, std::string_view name) {
+  MutexLock lock(engine_.cgroup_mutex());
+  Result<Node> n = node_locked(dir);
+  if (!n.ok()) return n.status();
+  if (n->kind == Node::kFile) return Status::Error(ENOTDIR, "not a directory");
+  if (n->kind == Node::kMountRoot) {
+    for (const LayoutDir& d : layout_.dirs) {
+      if (d.name != name) continue;
+      Ino ino = dir_ino(d.hierarchy->root());
+      return attr_locked(ino, Node{Node::kCgroupDir, &d.hierarchy->root()});
+    }
+    return Status::Error(ENOENT, "no such hierarchy");
+  }
+  Cgroup& cg = *n->cgroup;
+  if (auto it = cg.children().find(name); it != cg.children().end())
+    return attr_locked(dir_ino(*it->second), Node{Node::kCgroupDir, it->second});
+  for (size_t i = 0; i < files_.size(); ++i) {
+    if (files_[i].name != name || !file_present_locked(files_[i], cg)) continue;
+    Ino ino = (cg.id() << kIndexBits) | (i + 1);
+    return attr_locked(ino, Node{Node::kFile, &cg, &files_[i]});
+  }
+  return Status::Error(ENOENT, "no such file or directory");
+}
+
+Result<Attr> CgroupFs::getattr(Ino ino) {
+  MutexLock lock(engine_.cgroup_mutex());
+  Result<Node> n = node_locked(ino);
+  if (!n.ok()) return n.status();
+  return attr_locked(ino, n.value());
+}
+
+Result<std::vector<DirEntry>> CgroupFs::readdir(Ino dir, const Caller& caller) {
+  MutexLock lock(engine_.cgroup_mutex());
+  Result<Node> n = node_locked(dir);
+  if (!n.ok()) return n.status();
+  if (n->kind == Node::kFile) return Status::Error(ENOTDIR, "not a directory");
+  if (!may_access_locked(dir, caller, kMayRead)) return Status::Error(EACCES, "permission denied");
+  std::vector<DirEntry> out;
+  if (n->kind == Node::kMountRoot) {
+    for (const LayoutDir& d : layout_.dirs)
+      out.push_back({d.name, dir_ino(d.hierarchy->root()), NodeType::kDir});
+    return out;
+  }
+  Cgroup& cg = *n->cgroup;
+  for (size_t i = 0; i < files_.size(); ++i)
+    if (file_present_locked(files_[i], cg))
+      out.push_back({files_[i].name, (cg.id() << kIndexBits) | (i + 1), NodeType::kFile});
+  for (const auto& [name, child] : cg.children())
+    out.push_back({name, dir_ino(*child), NodeType::kDir});
+  std::sort(out.begin(), out.end(), [](const DirEntry& a, const DirEntry& b) { return a.name < b.name; });
+  return out;
+}
+
+Result<Attr> CgroupFs::mkdir(Ino dir, std::string_view name, uint32_t mode, const Caller& caller) {
+  MutexLock lock(engine_.cgroup_mutex());
+  Result<Cgroup*> parent = cgroup_dir_locked(dir);
+  if (!parent.ok()) return parent.status();
+  if (!parent.value()) return Status::Error(EPERM, "cgroups are made inside a hierarchy");
+  if (!may_access_locked(dir, caller, kMayWrite | kMayExec))
+    return Status::Error(EACCES, "permission denied");
+  Cgroup& p = *parent.value();
+  for (const FileDef& def : files_)
+    if (def.name == name && file_present_locked(def, p))
+      return Status::Error(EEXIST, "a file of that name exists");
+  Result<CgroupPtr> cg = engine_.mkdir_locked(p, name);
+  if (!cg.ok()) return cg.status();
+  const Ino ino = dir_ino(**cg);
+  Meta m{mode & 07777, caller.uid, caller.gid};
+  meta_[ino] = m;
+  if (!caller.is_root() || caller.gid != 0)  // files owned by the creator too
+    meta_[(*cg)->id() << kIndexBits | kIndexMask] = m;
+  return attr_locked(ino, Node{Node::kCgroupDir, cg->get()});
+}
+
+Status CgroupFs::rmdir(Ino dir, std::string_view name, const Caller& caller) {
+  {
+    MutexLock lock(engine_.cgroup_mutex());
+    Result<Cgroup*> parent = cgroup_dir_locked(dir);
+    if (!parent.ok()) return parent.status();
+    if (!parent.value()) return Status::Error(EPERM, "hierarchies are not removed this way");
+    Cgroup& p = *parent.value();
+    auto it = p.children().find(name);
+    if (it == p.children().end()) {
+      for (const FileDef& def : files_)
+        if (def.name == name && file_present_locked(def, p))
+          return Status::Error(ENOTDIR, "not a directory");
+      return Status::Error(ENOENT, "no such directory");
+    }
+    if (!may_access_locked(dir, caller, kMayWrite | kMayExec))
+      return Status::Error(EACCES, "permission denied");
+    Cgroup& cg = *it->second;
+    const uint64_t id = cg.id();
+    if (Status st = engine_.rmdir_locked(cg); !st.ok()) return st;
+    for (Ino i = 0; i <= kIndexMask; ++i) meta_.erase(id << kIndexBits | i);
+    // A v1 parent may now be empty: the release agent's turn (kernel:
+    // cgroup1_check_for_release on rmdir).
+    if (!p.hierarchy().is_default() && p.notify_on_release()) {
+      MutexLock pl(pending_mu_);
+      pending_releases_.push_back(CgroupPtr(&p));
+    }
+  }
+  run_pending_releases();
+  return Status::Ok();
+}
+
+Status CgroupFs::unlink(Ino dir, std::string_view name, const Caller& caller) {
+  Result<Attr> a = lookup(dir, name);
+  if (!a.ok()) return a.status();
+  if (a->type == NodeType::kDir) return Status::Error(EISDIR, "is a directory");
+  return Status::Error(EPERM, "control files cannot be removed");
+}
+
+Status CgroupFs::rename(Ino dir, std::string_view name, Ino new_dir, std::string_view new_name,
+                        const Caller& caller) {
+  MutexLock lock(engine_.cgroup_mutex());
+  Result<Cgroup*> parent = cgroup_dir_locked(dir);
+  if (!parent.ok()) return parent.status();
+  if (!parent.value()) return Status::Error(EPERM, "hierarchies cannot be renamed");
+  Cgroup& p = *parent.value();
+  if (p.hierarchy().is_default()) return Status::Error(EPERM, "cgroup2 does not support rename");
+  auto it = p.children().find(name);
+  if (it == p.children().end()) {
+    for (const FileDef& def : files_)
+      if (def.name == name && file_present_locked(def, p))
+        return Status::Error(ENOTDIR, "only cgroups can be renamed");
+    return Status::Error(ENOENT, "no such directory");
+  }
+  if (new_dir != dir) return Status::Error(EIO, "cgroups are renamed within their parent only");
+  if (!may_access_locked(dir, caller, kMayWrite | kMayExec))
+    return Status::Error(EACCES, "permission denied");
+  for (const FileDef& def : files_)
+    if (def.name == new_name && file_present_locked(def, p))
+      return Status::Error(EEXIST, "a file of that name exists");
+  if (new_name != name && p.children().count(std::string(new_name)))
+    return Status::Error(EEXIST, "a cgroup of that name exists");
+  return engine_.rename_locked(*it->second, new_name);
+}
+
+Status CgroupFs::chmod(Ino ino, uint32_t mode, const Caller& caller) {
+  MutexLock lock(engine_.cgroup_mutex());
+  Result<Node> n = node_locked(ino);
+  if (!n.ok()) return n.status();
+  Meta m = meta_locked(ino, n.value());
+  if (!caller.is_root() && caller.uid != m.uid)
+    return Status::Error(EPERM, "only the owner may change the mode");
+  m.mode = mode & 07777;
+  meta_[ino] = m;
+  return Status::Ok();
+}
+
+Status CgroupFs::chown(Ino ino, uint32_t uid, uint32_t gid, const Caller& caller) {
+  MutexLock lock(engine_.cgroup_mutex());
+  Result<Node> n = node_locked(ino);
+  if (!n.ok()) return n.status();
+  Meta m = meta_locked(ino, n.value());
+  if (!caller.is_root()) {
+    // The VFS rule: an owner may only change the group, to one of its own.
+    bool own_group = gid == caller.gid ||
+                     std::find(caller.groups.begin(), caller.groups.end(), gid) != caller.groups.end();
+    if (caller.uid != m.uid || uid != m.uid || !own_group)
+      return Status::Error(EPERM, "operation not permitted");
+  }
+  m.uid = uid;
+  m.gid = gid;
+  meta_[ino] = m;
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<OpenFile>> CgroupFs::open(Ino ino, bool read, bool write,
+                                                 const Caller& caller) {
+  MutexLock lock(engine_.cgroup_mutex());
+  Result<Node> n = node_locked(ino);
+  if (!n.ok()) return n.status();
+  if (n->kind != Node::kFile) return Status::Error(EISDIR, "is a directory");
+  const FileDef& def = *n->file;
+  const bool has_read = def.spec ? def.spec->read != nullptr : def.read != nullptr;
+  const bool has_write = def.spec ? def.spec->write != nullptr : def.write != nullptr;
+  // kernfs refuses to open a file in a direction it has no handler for,
+  // even for root.
+  if ((read && !has_read) || (write && !has_write))
+    return Status::Error(EACCES, "permission denied");
+  int mask = (read ? kMayRead : 0) | (write ? kMayWrite : 0);
+  if (!may_access_locked(ino, caller, mask)) return Status::Error(EACCES, "permission denied");
+  auto f = std::make_unique<OpenFile>();
+  f->ino_ = ino;
+  f->can_read_ = read;
+  f->can_write_ = write;
+  f->caller_ = caller;
+  return f;
+}
+
+Result<std::string> CgroupFs::read(OpenFile& file, uint64_t offset, size_t size) {
+  if (!file.can_read_) return Status::Error(EBADF, "not open for reading");
+  if (offset == 0 || !file.loaded_) {
+    MutexLock lock(engine_.cgroup_mutex());
+    Result<Node> n = node_locked(file.ino_);
+    if (!n.ok()) return Status::Error(ENODEV, "the cgroup was removed");
+    const FileDef& def = *n->file;
+    Result<std::string> text = def.spec
+        ? def.spec->read(engine_, *file_css_locked(def, *n->cgroup))
+        : [&] {
+            FileContext ctx{*this, engine_, *n->cgroup, file.caller_};
+            return def.read(ctx);
+          }();
+    if (!text.ok()) return text.status();
+    file.snapshot_ = std::move(text.value());
+    file.loaded_ = true;
+  }
+  if (offset >= file.snapshot_.size()) return std::string();
+  return file.snapshot_.substr(offset, size);
+}
+
+Result<size_t> CgroupFs::write(OpenFile& file, std::string_view data) {
+  if (!file.can_write_) return Status::Error(EBADF, "not open for writing");
+  CgroupPtr cg;
+  const FileDef* def;
+  {
+    MutexLock lock(engine_.cgroup_mutex());
+    Result<Node> n = node_locked(file.ino_);
+    if (!n.ok()) return Status::Error(ENODEV, "the cgroup was removed");
+    def = n->file;
+    if (def->spec) {
+      // Controller handlers run under the cgroup mutex (core/control_file.h).
+      Status st = def->spec->write(engine_, *file_css_locked(*def, *n->cgroup), data);
+      if (!st.ok()) return st;
+      return data.size();
+    }
+    cg = CgroupPtr(n->cgroup);
+  }
+  // Core handlers take the engine's locks themselves.
+  FileContext ctx{*this, engine_, *cg, file.caller_};
+  Status st = def->write(ctx, data);
+  run_pending_releases();
+  if (!st.ok()) return st;
+  return data.size();
+}
+
+// ------------------------------------------------------------ paths
+
+Result<Ino> CgroupFs::resolve(std::string_view path) {
+  if (path.empty() || path[0] != '/') return Status::Error(EINVAL, "paths are absolute");
+  Ino ino = kRootIno;
+  size_t pos = 1;
+  while (pos < path.size()) {
+    size_t end = path.find('/', pos);
+    std::string_view comp = path.substr(pos, end == std::string_view::npos ? end : end - pos);
+    pos = end == std::string_view::npos ? path.size() : end + 1;
+    if (comp.empty() || comp == ".") continue;
+    Result<Attr> a = lookup(ino, comp);
+    if (!a.ok()) return a.status();
+    ino = a->ino;
+  }
+  return ino;
+}
+
+Result<std::string> CgroupFs::read_path(std::string_view path, const Caller& caller) {
+  Result<Ino> ino = resolve(path);
+  if (!ino.ok()) return ino.status();
+  Result<std::unique_ptr<OpenFile>> f = open(ino.value(), true, false, caller);
+  if (!f.ok()) return f.status();
+  std::string out;
+  for (;;) {
+    Result<std::string> chunk = read(**f, out.size(), 1 << 20);
+    if (!chunk.ok()) return chunk.status();
+    if (chunk->empty()) break;
+    out += chunk.value();
+  }
+  return out;
+}
+
+Status CgroupFs::write_path(std::string_view path, std::string_view data, const Caller& caller) {
+  Result<Ino> ino = resolve(path);
+  if (!ino.ok()) return ino.status();
+  Result<std::unique_ptr<OpenFile>> f = open(ino.value(), false, true, caller);
+  if (!f.ok()) return f.status();
+  Result<size_t> n = write(**f, data);
+  return n.status();
+}
+
+// ------------------------------------------------------------ /proc views
+
+std::string CgroupFs::proc_cgroups() {
+  MutexLock lock(engine_.cgroup_mutex());
+  std::string out = "#subsys_name\thierarchy\tnum_cgroups\tenabled\n";
+  for (size_t id = 0; id < engine_.nr_controllers(); ++id) {
+    Controller& c = engine_.controller(static_cast<ControllerId>(id));
+    Hierarchy& h = engine_.hierarchy_of_locked(c.id());
+    out += std::string(c.name()) + "\t" + std::to_string(h.id()) + "\t" +
+           std::to_string(h.nr_cgroups()) + "\t1\n";
+  }
+  return out;
+}
+
+Result<std::string> CgroupFs::proc_pid_cgroup(Pid pid) {
+  Pid probe = pid;
+  if (!engine_.task_cgroup(pid, engine_.default_hierarchy()).ok()) {
+    // A zombie leader: its process's live threads tell its cgroups.
+    Result<std::vector<Pid>> threads = engine_.threads_of(pid);
+    if (!threads.ok() || threads->empty()) return Status::Error(ESRCH, "no such task");
+    probe = threads->front();
+  }
+  std::vector<const LayoutDir*> dirs;
+  for (const LayoutDir& d : layout_.dirs) dirs.push_back(&d);
+  std::sort(dirs.begin(), dirs.end(), [](const LayoutDir* a, const LayoutDir* b) {
+    return a->hierarchy->id() > b->hierarchy->id();
+  });
+  std::vector<std::pair<const LayoutDir*, CgroupPtr>> where;
+  for (const LayoutDir* d : dirs) {
+    Result<CgroupPtr> cg = engine_.task_cgroup(probe, *d->hierarchy);
+    if (!cg.ok()) return Status::Error(ESRCH, "no such task");
+    where.emplace_back(d, cg.value());
+  }
+  MutexLock lock(engine_.cgroup_mutex());
+  std::string out;
+  for (auto& [d, cg] : where) {
+    Hierarchy& h = *d->hierarchy;
+    std::string names;
+    if (!h.is_default()) {
+      h.controllers().for_each([&](ControllerId id) {
+        names += (names.empty() ? "" : ",") + std::string(engine_.controller(id).name());
+      });
+      if (!h.name().empty()) names += (names.empty() ? "name=" : ",name=") + h.name();
+    }
+    out += std::to_string(h.id()) + ":" + names + ":" + cg->path() + "\n";
+  }
+  return out;
+}
+
+// ------------------------------------------------------------ notifications
+
+void CgroupFs::populated_changed(Cgroup& cgroup, bool populated) {
+  if (cgroup.hierarchy().is_default()) {
+    if (events_sink_ && !cgroup.is_root()) events_sink_(file_ino(cgroup, "cgroup.events"));
+    return;
+  }
+  if (!populated && cgroup.notify_on_release()) {
+    MutexLock lock(pending_mu_);
+    pending_releases_.push_back(CgroupPtr(&cgroup));
+  }
+}
+
+void CgroupFs::run_pending_releases() {
+  std::vector<CgroupPtr> pending;
+  {
+    MutexLock lock(pending_mu_);
+    pending.swap(pending_releases_);
+  }
+  for (CgroupPtr& cg : pending) {
+    std::string agent, path;
+    {
+      MutexLock lock(engine_.cgroup_mutex());
+      if (cg->dead() || !cg->notify_on_release() || !cg->children().empty()) continue;
+      if (engine_.populated(*cg)) continue;
+      agent = release_agent_locked(cg->hierarchy().id());
+      path = cg->path();
+    }
+    if (agent.empty()) continue;  // the kernel runs nothing without an agent
+    if (release_sink_) release_sink_(agent, path);
+    else released.emplace_back(agent, path);
+  }
+}
+
+std::string& CgroupFs::release_agent_locked(HierarchyId id) CG_NO_THREAD_SAFETY_ANALYSIS {
+  engine_.cgroup_mutex().AssertHeld();
+  return release_agents_[id];
+}
+
+void CgroupFs::kill(Pid pid) {
+  if (kill_sink_) kill_sink_(pid);
+  else (void)engine_.exit_process(pid);
+}
+
+}  // namespace cgcore::fs

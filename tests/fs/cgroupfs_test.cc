@@ -1,0 +1,306 @@
+// The file interface: layouts, core file formats, errnos and permissions.
+#include <gtest/gtest.h>
+
+#include "fs/cgroupfs.h"
+#include "fs/parse.h"
+#include "tests/support/test_controller.h"
+
+namespace cgcore::fs {
+namespace {
+
+using testing::TestController;
+
+class FsTest : public ::testing::Test {
+ protected:
+  void mount(const char* layout) {
+    auto a = std::make_unique<TestController>("alpha");
+    auto b = std::make_unique<TestController>("beta");
+    alpha = a.get();
+    ASSERT_TRUE(engine.register_controller(std::move(a)).ok());
+    ASSERT_TRUE(engine.register_controller(std::move(b)).ok());
+    auto f = CgroupFs::create(engine, layout);
+    ASSERT_TRUE(f.ok()) << f.status().message();
+    fs = std::move(f.value());
+  }
+  void TearDown() override {
+    if (fs) EXPECT_TRUE(engine.check_invariants().ok()) << engine.check_invariants().message();
+  }
+  std::string cat(const std::string& path, const Caller& who = Caller{}) {
+    auto r = fs->read_path(path, who);
+    return r.ok() ? r.value() : std::string("error: ") + errno_name(r.err());
+  }
+  int echo(const std::string& path, const std::string& text, const Caller& who = Caller{}) {
+    return fs->write_path(path, text, who).err();
+  }
+  int mkdir(const std::string& path, const Caller& who = Caller{}, uint32_t mode = 0755) {
+    size_t slash = path.rfind('/');
+    auto dir = fs->resolve(slash == 0 ? "/" : path.substr(0, slash));
+    if (!dir.ok()) return dir.err();
+    return fs->mkdir(*dir, path.substr(slash + 1), mode, who).err();
+  }
+  int rmdir(const std::string& path, const Caller& who = Caller{}) {
+    size_t slash = path.rfind('/');
+    auto dir = fs->resolve(slash == 0 ? "/" : path.substr(0, slash));
+    if (!dir.ok()) return dir.err();
+    return fs->rmdir(*dir, path.substr(slash + 1), who).err();
+  }
+  std::vector<std::string> ls(const std::string& path) {
+    std::vector<std::string> out;
+    auto ino = fs->resolve(path);
+    if (!ino.ok()) return out;
+    auto entries = fs->readdir(*ino, Caller{});
+    if (entries.ok())
+      for (auto& e : *entries) out.push_back(e.name);
+    return out;
+  }
+
+  Engine engine;
+  TestController* alpha = nullptr;
+  std::unique_ptr<CgroupFs> fs;
+};
+
+TEST(Parse, KernelIntegerRules) {
+  EXPECT_EQ(kstrtoint("12").value(), 12);
+  EXPECT_EQ(kstrtoint("12\n").value(), 12);
+  EXPECT_EQ(kstrtoint("0x10").value(), 16);
+  EXPECT_EQ(kstrtoint("010").value(), 8);
+  EXPECT_EQ(kstrtoint("+3").value(), 3);
+  EXPECT_EQ(kstrtoint("-3").value(), -3);
+  EXPECT_EQ(kstrtoint(" 3").err(), EINVAL);
+  EXPECT_EQ(kstrtoint("3 4").err(), EINVAL);
+  EXPECT_EQ(kstrtoint("3\n\n").err(), EINVAL);
+  EXPECT_EQ(kstrtoint("").err(), EINVAL);
+  EXPECT_EQ(kstrtoint("abc").err(), EINVAL);
+  EXPECT_EQ(kstrtoint("99999999999").err(), ERANGE);
+  EXPECT_EQ(kstrtoull("-1").err(), EINVAL);
+  EXPECT_EQ(strip("  a b \n"), "a b");
+  EXPECT_EQ(memparse("4k").value, 4096u);
+  EXPECT_EQ(memparse("1G").value, 1u << 30);
+  EXPECT_EQ(memparse("12x").used, 2u);
+}
+
+TEST_F(FsTest, HybridLayoutShowsOneDirectoryPerController) {
+  mount("hybrid");
+  EXPECT_EQ(ls("/"), (std::vector<std::string>{"alpha", "beta", "unified"}));
+  EXPECT_EQ(ls("/alpha"), (std::vector<std::string>{"cgroup.clone_children", "cgroup.procs",
+                                                    "cgroup.sane_behavior", "notify_on_release",
+                                                    "release_agent", "tasks"}));
+  ASSERT_EQ(mkdir("/alpha/a"), 0);
+  EXPECT_EQ(ls("/alpha/a"), (std::vector<std::string>{"cgroup.clone_children", "cgroup.procs",
+                                                      "notify_on_release", "tasks"}));
+  EXPECT_EQ(cat("/alpha/cgroup.sane_behavior"), "0\n");
+  EXPECT_EQ(cat("/unified/cgroup.controllers"), "");  // every controller is on v1
+  EXPECT_EQ(mkdir("/x"), EPERM);
+}
+
+TEST_F(FsTest, V1TasksAndProcs) {
+  mount("hybrid");
+  Pid p = *engine.spawn({});
+  Pid t = *engine.clone_thread(p);
+  Pid q = *engine.spawn({});
+  ASSERT_EQ(mkdir("/alpha/a"), 0);
+  EXPECT_EQ(cat("/alpha/tasks"), "1\n2\n3\n");
+  EXPECT_EQ(cat("/alpha/cgroup.procs"), "1\n3\n");
+  EXPECT_EQ(echo("/alpha/a/tasks", std::to_string(t)), 0);
+  EXPECT_EQ(cat("/alpha/a/tasks"), "2\n");
+  EXPECT_EQ(cat("/alpha/a/cgroup.procs"), "1\n");  // the process of thread 2
+  EXPECT_EQ(echo("/alpha/a/cgroup.procs", " 3\n"), 0);
+  EXPECT_EQ(cat("/alpha/a/cgroup.procs"), "1\n3\n");
+  EXPECT_EQ(cat("/alpha/tasks"), "1\n");
+  EXPECT_EQ(echo("/alpha/a/cgroup.procs", "1 3"), EINVAL);
+  EXPECT_EQ(echo("/alpha/a/cgroup.procs", "-1"), EINVAL);
+  EXPECT_EQ(echo("/alpha/a/cgroup.procs", "abc"), EINVAL);
+  EXPECT_EQ(echo("/alpha/a/cgroup.procs", "4242"), ESRCH);
+  Caller self;
+  self.pid = q;
+  EXPECT_EQ(echo("/alpha/cgroup.procs", "0", self), 0);  // "0": the writer
+  EXPECT_EQ(cat("/alpha/cgroup.procs"), "1\n3\n");
+  EXPECT_EQ(cat("/alpha/a/tasks"), "2\n");
+  (void)p;
+}
+
+TEST_F(FsTest, V1Flags) {
+  mount("hybrid");
+  ASSERT_EQ(mkdir("/alpha/a"), 0);
+  EXPECT_EQ(cat("/alpha/a/notify_on_release"), "0\n");
+  EXPECT_EQ(echo("/alpha/a/notify_on_release", "1"), 0);
+  EXPECT_EQ(cat("/alpha/a/notify_on_release"), "1\n");
+  EXPECT_EQ(echo("/alpha/a/notify_on_release", "7"), 0);
+  EXPECT_EQ(cat("/alpha/a/notify_on_release"), "1\n");
+  EXPECT_EQ(echo("/alpha/a/notify_on_release", "x"), EINVAL);
+  ASSERT_EQ(mkdir("/alpha/a/b"), 0);
+  EXPECT_EQ(cat("/alpha/a/b/notify_on_release"), "1\n");  // inherited
+  EXPECT_EQ(echo("/alpha/a/cgroup.clone_children", "1"), 0);
+  EXPECT_EQ(cat("/alpha/a/cgroup.clone_children"), "1\n");
+}
+
+TEST_F(FsTest, ReleaseAgentRunsWhenANotifyingCgroupEmpties) {
+  mount("hybrid");
+  Caller user{1000, 1000};
+  EXPECT_EQ(echo("/alpha/release_agent", "/bin/agent", user), EACCES);  // mode 0644
+  ASSERT_EQ(fs->chmod(*fs->resolve("/alpha/release_agent"), 0666, Caller{}).err(), 0);
+  EXPECT_EQ(echo("/alpha/release_agent", "/bin/agent", user), EPERM);  // and not root
+  EXPECT_EQ(cat("/alpha/release_agent"), "\n");
+  ASSERT_EQ(echo("/alpha/release_agent", "/bin/agent\n"), 0);
+  EXPECT_EQ(cat("/alpha/release_agent"), "/bin/agent\n");
+  ASSERT_EQ(mkdir("/alpha/a"), 0);
+  ASSERT_EQ(mkdir("/alpha/a/b"), 0);
+  ASSERT_EQ(echo("/alpha/a/notify_on_release", "1"), 0);
+  ASSERT_EQ(echo("/alpha/a/b/notify_on_release", "1"), 0);
+  Pid p = *engine.spawn({});
+  ASSERT_EQ(echo("/alpha/a/b/cgroup.procs", std::to_string(p)), 0);
+  EXPECT_TRUE(fs->released.empty());
+  ASSERT_TRUE(engine.exit_process(p).ok());
+  fs->run_pending_releases();
+  ASSERT_EQ(fs->released.size(), 1u);
+  EXPECT_EQ(fs->released[0], (std::pair<std::string, std::string>{"/bin/agent", "/a/b"}));
+  ASSERT_EQ(rmdir("/alpha/a/b"), 0);  // a has no children left
+  ASSERT_EQ(fs->released.size(), 2u);
+  EXPECT_EQ(fs->released[1].second, "/a");
+}
+
+TEST_F(FsTest, ControlFilesCannotBeRemovedOrRenamedAway) {
+  mount("hybrid");
+  ASSERT_EQ(mkdir("/alpha/a"), 0);
+  ASSERT_EQ(mkdir("/alpha/b"), 0);
+  auto a = fs->resolve("/alpha/a");
+  auto root = fs->resolve("/alpha");
+  EXPECT_EQ(fs->unlink(*a, "tasks", Caller{}).err(), EPERM);
+  EXPECT_EQ(mkdir("/alpha/a/tasks"), EEXIST);
+  EXPECT_EQ(rmdir("/alpha/a/tasks"), ENOTDIR);
+  EXPECT_EQ(fs->rename(*root, "a", *root, "b", Caller{}).err(), EEXIST);
+  EXPECT_EQ(fs->rename(*root, "a", *a, "c", Caller{}).err(), EIO);
+  EXPECT_EQ(fs->rename(*a, "tasks", *a, "t2", Caller{}).err(), ENOTDIR);
+  EXPECT_EQ(fs->rename(*root, "a", *root, "c", Caller{}).err(), 0);
+  EXPECT_EQ(ls("/alpha").back(), "tasks");
+  EXPECT_TRUE(fs->resolve("/alpha/c").ok());
+  EXPECT_EQ(fs->resolve("/alpha/a").err(), ENOENT);
+}
+
+TEST_F(FsTest, V2CoreFiles) {
+  mount("v2");
+  EXPECT_EQ(cat("/cgroup.controllers"), "alpha beta\n");
+  EXPECT_EQ(cat("/cgroup.subtree_control"), "");
+  ASSERT_EQ(mkdir("/a"), 0);
+  EXPECT_EQ(cat("/a/cgroup.events"), "populated 0\nfrozen 0\n");
+  EXPECT_EQ(cat("/a/cgroup.type"), "domain\n");
+  EXPECT_EQ(cat("/a/cgroup.max.depth"), "max\n");
+  EXPECT_EQ(echo("/a/cgroup.max.depth", "2"), 0);
+  EXPECT_EQ(cat("/a/cgroup.max.depth"), "2\n");
+  EXPECT_EQ(echo("/a/cgroup.max.depth", "-1"), ERANGE);
+  EXPECT_EQ(echo("/a/cgroup.max.depth", "x"), EINVAL);
+  EXPECT_EQ(echo("/a/cgroup.max.depth", "max\n"), 0);
+  EXPECT_EQ(cat("/cgroup.stat"),
+            "nr_descendants 1\nnr_subsys_alpha 1\nnr_subsys_beta 1\nnr_dying_descendants 0\n"
+            "nr_dying_subsys_alpha 0\nnr_dying_subsys_beta 0\n");
+  EXPECT_EQ(echo("/cgroup.subtree_control", "+alpha -beta +beta -alpha +alpha"), 0);
+  EXPECT_EQ(cat("/cgroup.subtree_control"), "alpha beta\n");
+  EXPECT_EQ(cat("/a/cgroup.controllers"), "alpha beta\n");
+  EXPECT_EQ(cat("/cgroup.stat").substr(0, 52), "nr_descendants 1\nnr_subsys_alpha 2\nnr_subsys_beta 2\n");
+  EXPECT_EQ(echo("/cgroup.subtree_control", "+gamma"), EINVAL);
+  EXPECT_EQ(echo("/cgroup.subtree_control", "alpha"), EINVAL);
+  EXPECT_EQ(echo("/a/cgroup.subtree_control", "+alpha"), 0);
+  EXPECT_EQ(echo("/cgroup.subtree_control", "-alpha"), EBUSY);
+  Pid p = *engine.spawn({});
+  EXPECT_EQ(echo("/a/cgroup.procs", std::to_string(p)), EBUSY);  // no internal processes
+  ASSERT_EQ(mkdir("/a/b"), 0);
+  EXPECT_EQ(echo("/a/b/cgroup.procs", std::to_string(p)), 0);
+  EXPECT_EQ(cat("/a/cgroup.events"), "populated 1\nfrozen 0\n");
+  EXPECT_EQ(echo("/a/cgroup.freeze", "1"), 0);
+  EXPECT_EQ(cat("/a/b/cgroup.events"), "populated 1\nfrozen 1\n");
+  EXPECT_EQ(cat("/a/b/cgroup.freeze"), "0\n");
+  EXPECT_EQ(echo("/a/cgroup.freeze", "2"), ERANGE);
+  EXPECT_EQ(echo("/a/cgroup.kill", "2"), ERANGE);
+  EXPECT_EQ(echo("/a/cgroup.kill", "1"), 0);
+  EXPECT_EQ(cat("/a/cgroup.events"), "populated 0\nfrozen 1\n");
+  EXPECT_EQ(engine.nr_tasks(), 0u);
+  auto root = fs->resolve("/");
+  EXPECT_EQ(fs->rename(*root, "a", *root, "z", Caller{}).err(), EPERM);
+}
+
+TEST_F(FsTest, OpenChecksHandlersAndModes) {
+  mount("v2");
+  ASSERT_EQ(mkdir("/a"), 0);
+  auto events = fs->resolve("/a/cgroup.events");
+  auto kill = fs->resolve("/a/cgroup.kill");
+  EXPECT_EQ(fs->open(*events, false, true, Caller{}).err(), EACCES);  // even root
+  EXPECT_EQ(fs->open(*kill, true, false, Caller{}).err(), EACCES);
+  EXPECT_EQ(fs->getattr(*kill)->mode, 0200u);
+  EXPECT_EQ(fs->getattr(*events)->mode, 0444u);
+  Caller user{1000, 1000};
+  EXPECT_EQ(echo("/a/cgroup.procs", "1", user), EACCES);
+  EXPECT_EQ(mkdir("/a/b", user), EACCES);
+}
+
+TEST_F(FsTest, DelegationByChown) {
+  mount("v2");
+  ASSERT_EQ(mkdir("/a"), 0);
+  ASSERT_EQ(mkdir("/a/b"), 0);
+  Caller user{1000, 1000};
+  Pid p = *engine.spawn({.creds = Creds{1000, 1000, 1000, 1000, 1000}});
+  ASSERT_EQ(echo("/a/b/cgroup.procs", std::to_string(p)), 0);
+  auto a = fs->resolve("/a");
+  auto procs = fs->resolve("/a/cgroup.procs");
+  EXPECT_EQ(fs->chown(*a, 1000, 1000, user).err(), EPERM);
+  ASSERT_EQ(fs->chown(*a, 1000, 1000, Caller{}).err(), 0);
+  ASSERT_EQ(fs->chown(*procs, 1000, 1000, Caller{}).err(), 0);
+  EXPECT_EQ(mkdir("/a/c", user), 0);
+  auto c = fs->resolve("/a/c");
+  EXPECT_EQ(fs->getattr(*c)->uid, 1000u);
+  EXPECT_EQ(fs->getattr(*fs->resolve("/a/c/cgroup.procs"))->uid, 1000u);  // files too
+  // Moving from b to c: common ancestor a's cgroup.procs is the user's.
+  EXPECT_EQ(echo("/a/c/cgroup.procs", std::to_string(p), user), 0);
+  // Moving back to b: b's own cgroup.procs is root's.
+  EXPECT_EQ(echo("/a/b/cgroup.procs", std::to_string(p), user), EACCES);
+  // To the root: the common ancestor is the root.
+  EXPECT_EQ(echo("/cgroup.procs", std::to_string(p), user), EACCES);
+  EXPECT_EQ(fs->chmod(*c, 0700, Caller{2000, 2000}).err(), EPERM);
+  EXPECT_EQ(fs->chmod(*c, 0700, user).err(), 0);
+  EXPECT_EQ(fs->getattr(*c)->mode, 0700u);
+}
+
+TEST_F(FsTest, V1PermissionIsByTargetCredentials) {
+  mount("hybrid");
+  ASSERT_EQ(mkdir("/alpha/a"), 0);
+  auto procs = fs->resolve("/alpha/a/cgroup.procs");
+  ASSERT_EQ(fs->chmod(*procs, 0666, Caller{}).err(), 0);
+  Pid mine = *engine.spawn({.creds = Creds{1000, 1000, 1000, 1000, 1000}});
+  Pid theirs = *engine.spawn({.creds = Creds{2000, 2000, 2000, 2000, 2000}});
+  Pid setuid = *engine.spawn({.creds = Creds{2000, 2000, 1000, 2000, 2000}});
+  Caller user{1000, 1000};
+  EXPECT_EQ(echo("/alpha/a/cgroup.procs", std::to_string(mine), user), 0);
+  EXPECT_EQ(echo("/alpha/a/cgroup.procs", std::to_string(theirs), user), EACCES);
+  EXPECT_EQ(echo("/alpha/a/cgroup.procs", std::to_string(setuid), user), 0);  // suid matches
+}
+
+TEST_F(FsTest, ProcViews) {
+  mount("hybrid");
+  Pid p = *engine.spawn({});
+  ASSERT_EQ(mkdir("/alpha/a"), 0);
+  ASSERT_EQ(mkdir("/unified/u"), 0);
+  ASSERT_EQ(echo("/alpha/a/cgroup.procs", std::to_string(p)), 0);
+  ASSERT_EQ(echo("/unified/u/cgroup.procs", std::to_string(p)), 0);
+  EXPECT_EQ(fs->proc_cgroups(),
+            "#subsys_name\thierarchy\tnum_cgroups\tenabled\nalpha\t1\t2\t1\nbeta\t2\t1\t1\n");
+  EXPECT_EQ(fs->proc_pid_cgroup(p).value(), "2:beta:/\n1:alpha:/a\n0::/u\n");
+  EXPECT_EQ(fs->proc_pid_cgroup(99).err(), ESRCH);
+}
+
+TEST_F(FsTest, CustomLayout) {
+  mount("alpha,beta;name=systemd");
+  EXPECT_EQ(ls("/"), (std::vector<std::string>{"alpha,beta", "systemd"}));
+  Pid p = *engine.spawn({});
+  EXPECT_EQ(fs->proc_pid_cgroup(p).value(), "2:name=systemd:/\n1:alpha,beta:/\n");
+}
+
+TEST(FsLayout, BadSpecs) {
+  Engine engine;
+  ASSERT_TRUE(engine.register_controller(std::make_unique<TestController>("alpha")).ok());
+  EXPECT_EQ(CgroupFs::create(engine, "").err(), EINVAL);
+  EXPECT_EQ(CgroupFs::create(engine, "gamma").err(), EINVAL);
+  EXPECT_EQ(CgroupFs::create(engine, "alpha;;").err(), EINVAL);
+  EXPECT_EQ(CgroupFs::create(engine, "name=").err(), EINVAL);
+}
+
+}  // namespace
+}  // namespace cgcore::fs
