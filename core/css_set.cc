@@ -230,7 +230,7 @@ void Engine::cset_populated_changed_locked(CssSet& cset, bool populated) {
 void Engine::cgroup_populated_step_locked(Cgroup& cgroup, bool was, bool now) {
   css_set_lock_.AssertHeld();
   for (Cgroup* cg = &cgroup; was != now; cg = cg->parent_) {
-    if (observer_) observer_->populated_changed(*cg, now);
+    for (EngineObserver* o : observers_) o->populated_changed(*cg, now);
     Cgroup* parent = cg->parent_;
     if (!parent) break;
     was = parent->populated();

@@ -572,7 +572,7 @@ void Engine::set_freeze_locked(Cgroup& cgroup, bool freeze) {
     Cgroup* c = stack.back();
     stack.pop_back();
     if (c != &cgroup && c->freeze_) continue;
-    if (observer_) observer_->frozen_changed(*c, freeze);
+    for (EngineObserver* o : observers_) o->frozen_changed(*c, freeze);
     for (auto& [name, child] : c->children_) stack.push_back(child);
   }
 }

@@ -14,6 +14,7 @@
 // them; an operation that fails changes nothing.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <memory>
 #include <optional>
@@ -251,8 +252,12 @@ class Engine {
   // EIO with a description of the first violation.
   Status check_invariants() const;
 
-  // The observer (may be null). Not owned. Set before concurrent use.
-  void set_observer(EngineObserver* observer) { observer_ = observer; }
+  // Observers (not owned) hear of state changes; add and remove them before
+  // or after concurrent use, not during it (the list is read without a lock).
+  void add_observer(EngineObserver* observer) { observers_.push_back(observer); }
+  void remove_observer(EngineObserver* observer) {
+    std::erase(observers_, observer);
+  }
 
   // The cgroup mutex, for callers of *_locked methods.
   Mutex& cgroup_mutex() const CG_RETURN_CAPABILITY(cgroup_mutex_) { return cgroup_mutex_; }
@@ -400,7 +405,7 @@ class Engine {
   // ---- Guarded by task_table_lock_
   TaskTable task_table_ CG_GUARDED_BY(task_table_lock_);
 
-  EngineObserver* observer_ = nullptr;
+  std::vector<EngineObserver*> observers_;
 
   // Removed cgroups and offline csses still referenced (cgroup.stat).
   mutable Mutex dying_mu_ CG_ACQUIRED_AFTER(task_table_lock_);

@@ -19,10 +19,10 @@ Result<std::unique_ptr<CgroupFs>> CgroupFs::create(Engine& engine, std::string_v
 
 CgroupFs::CgroupFs(Engine& engine, Layout layout) : engine_(engine), layout_(std::move(layout)) {
   build_file_table();
-  engine_.set_observer(this);
+  engine_.add_observer(this);
 }
 
-CgroupFs::~CgroupFs() { engine_.set_observer(nullptr); }
+CgroupFs::~CgroupFs() { engine_.remove_observer(this); }
 
 void CgroupFs::build_file_table() {
   files_ = core_file_defs();

@@ -144,6 +144,12 @@ class CgroupFs : private EngineObserver {
   }
   // Delivers queued release notifications. Callers run it after operations.
   void run_pending_releases();
+  // Called when a written pid is unknown to the engine: the host backend
+  // looks it up in /proc and adds it (returns true if it did), and the write
+  // is retried once. Set before concurrent use.
+  void set_pid_resolver(std::function<bool(Pid)> resolver) { pid_resolver_ = std::move(resolver); }
+  // Whether the resolver knew `pid` (false without one).
+  bool resolve_unknown_pid(Pid pid) { return pid_resolver_ && pid_resolver_(pid); }
   // cgroup.kill: how to kill a process. Default: the engine's exit_process
   // (virtual tasks); the host backend sends SIGKILL instead.
   void set_kill_sink(std::function<void(Pid)> sink) { kill_sink_ = std::move(sink); }
@@ -200,6 +206,7 @@ class CgroupFs : private EngineObserver {
   std::function<void(Ino)> events_sink_;
   std::function<void(const std::string&, const std::string&)> release_sink_;
   std::function<void(Pid)> kill_sink_;
+  std::function<bool(Pid)> pid_resolver_;
 
  public:
   // Release notifications delivered with the default sink.

@@ -27,15 +27,16 @@ std::vector<Pid> sorted_unique(std::vector<Pid> ids) {
 }
 
 // The pid a tasks / cgroup.procs write names: one integer (base 0, as
-// kstrtoint), "0" meaning the writer. EINVAL for anything else.
-Result<Pid> written_pid(std::string_view text, const Caller& caller) {
+// kstrtoint), "0" meaning the writer. EINVAL for anything else. A pid the
+// engine has not seen yet is offered to the fs's resolver (host mode looks
+// it up in /proc at once).
+Result<Pid> written_pid(FileContext& ctx, std::string_view text) {
   Result<int> pid = kstrtoint(strip(text), 0);
   if (!pid.ok() || pid.value() < 0) return Status::Error(EINVAL, "expected one process id");
-  if (pid.value() == 0) {
-    if (caller.pid <= 0) return Status::Error(ESRCH, "the writer has no process here");
-    return caller.pid;
-  }
-  return pid.value();
+  Pid id = pid.value() == 0 ? ctx.caller.pid : pid.value();
+  if (id <= 0) return Status::Error(ESRCH, "the writer has no process here");
+  if (!ctx.engine.tgid_of(id).ok()) ctx.fs.resolve_unknown_pid(id);
+  return id;
 }
 
 // v1: the writer is root, or its euid is the target's uid or suid.
@@ -88,25 +89,25 @@ Result<std::string> read_threads_v2(FileContext& ctx) {
 }
 
 Status write_tasks(FileContext& ctx, std::string_view text) {
-  Result<Pid> pid = written_pid(text, ctx.caller);
+  Result<Pid> pid = written_pid(ctx, text);
   if (!pid.ok()) return pid.status();
   if (Status st = v1_may_move(ctx.engine, *pid, ctx.caller); !st.ok()) return st;
   return ctx.engine.migrate_thread(*pid, ctx.cgroup);
 }
 Status write_procs_v1(FileContext& ctx, std::string_view text) {
-  Result<Pid> pid = written_pid(text, ctx.caller);
+  Result<Pid> pid = written_pid(ctx, text);
   if (!pid.ok()) return pid.status();
   if (Status st = v1_may_move(ctx.engine, *pid, ctx.caller); !st.ok()) return st;
   return ctx.engine.migrate_process(*pid, ctx.cgroup);
 }
 Status write_procs_v2(FileContext& ctx, std::string_view text) {
-  Result<Pid> pid = written_pid(text, ctx.caller);
+  Result<Pid> pid = written_pid(ctx, text);
   if (!pid.ok()) return pid.status();
   if (Status st = v2_may_move(ctx, *pid); !st.ok()) return st;
   return ctx.engine.migrate_process(*pid, ctx.cgroup);
 }
 Status write_threads_v2(FileContext& ctx, std::string_view text) {
-  Result<Pid> pid = written_pid(text, ctx.caller);
+  Result<Pid> pid = written_pid(ctx, text);
   if (!pid.ok()) return pid.status();
   if (Status st = v2_may_move(ctx, *pid); !st.ok()) return st;
   // A thread moves only within its threaded domain; without threaded

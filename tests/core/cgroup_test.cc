@@ -172,7 +172,7 @@ class Recorder : public EngineObserver {
 
 TEST_F(CgroupTest, PopulatedFollowsTasksAndPropagatesUp) {
   Recorder rec;
-  engine.set_observer(&rec);
+  engine.add_observer(&rec);
   auto a = mk(root(), "a");
   auto b = mk(*a, "b");
   auto c = mk(root(), "c");
@@ -198,7 +198,7 @@ TEST_F(CgroupTest, PopulatedFollowsTasksAndPropagatesUp) {
   ASSERT_TRUE(engine.exit_process(p).ok());
   EXPECT_FALSE(engine.populated(*c));
   EXPECT_FALSE(engine.populated(root()));
-  engine.set_observer(nullptr);
+  engine.remove_observer(&rec);
   expect_ok();
 }
 
