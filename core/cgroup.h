@@ -111,11 +111,16 @@ class Cgroup {
   int max_descendants_ = INT_MAX;
   int nr_descendants_ = 0;
   bool freeze_ = false;
+  // cgroup v2 threaded mode: the threaded domain (this cgroup unless it is
+  // threaded) and the number of threaded children (> 0: a thread root).
+  Cgroup* dom_cgrp_;
+  int nr_threaded_children_ = 0;
 
   // Guarded by css_set_lock.
   IntrusiveList<CsetLink, &CsetLink::cgroup_node> cset_links_;
-  int64_t nr_populated_csets_ = 0;     // linked css_sets that have tasks
-  int64_t nr_populated_children_ = 0;  // children that are populated()
+  int64_t nr_populated_csets_ = 0;              // linked css_sets that have tasks
+  int64_t nr_populated_domain_children_ = 0;    // non-threaded children populated()
+  int64_t nr_populated_threaded_children_ = 0;  // threaded children populated()
 
   std::atomic<bool> dead_{false};
   std::atomic<bool> notify_on_release_{false};

@@ -64,6 +64,10 @@ class Controller {
   // The controller's name ("pids"), also the prefix of its files. Must be
   // unique in an engine, [a-z0-9_]+.
   virtual std::string_view name() const = 0;
+  // Whether the controller works on threads (cgroup v2 threaded mode: it may
+  // be enabled inside a threaded subtree, and its css follows single
+  // threads). Domain controllers (false) see whole processes only.
+  virtual bool threaded() const { return false; }
 
   // Allocates state for a new cgroup; `parent` is the parent cgroup's css, or
   // null for the root css (allocated once, at registration). Failing makes

@@ -234,7 +234,10 @@ void Engine::cgroup_populated_step_locked(Cgroup& cgroup, bool was, bool now) {
     Cgroup* parent = cg->parent_;
     if (!parent) break;
     was = parent->populated();
-    parent->nr_populated_children_ += now ? 1 : -1;
+    // Threadedness changes only while unpopulated, so the counter a child
+    // moves in is stable.
+    (cg->dom_cgrp_ != cg ? parent->nr_populated_threaded_children_
+                         : parent->nr_populated_domain_children_) += now ? 1 : -1;
     now = parent->populated();
   }
 }

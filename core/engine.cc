@@ -512,6 +512,7 @@ Status Engine::rmdir_locked(Cgroup& cgroup) {
   }
   cgroup.dead_.store(true, std::memory_order_release);
   Cgroup& parent = *cgroup.parent_;
+  if (cgroup.dom_cgrp_ != &cgroup) --parent.nr_threaded_children_;
   parent.children_.erase(parent.children_.find(cgroup.name_));
   cgroups_by_id_.erase(cgroup.id());
   for (Cgroup* c = &parent; c; c = c->parent_) --c->nr_descendants_;

@@ -154,9 +154,25 @@ class Engine {
   Status set_subtree_control_locked(Cgroup& cgroup, const ControllerSet& enable,
                                     const ControllerSet& disable) CG_REQUIRES(cgroup_mutex_);
   // The controllers available on a default-hierarchy cgroup
-  // (cgroup.controllers): the root's are every controller bound there.
+  // (cgroup.controllers): the root's are every controller bound there; a
+  // threaded cgroup's only the threaded ones its parent enables.
   ControllerSet available_controllers_locked(const Cgroup& cgroup) const
       CG_REQUIRES(cgroup_mutex_);
+
+  // ---- cgroup v2 threaded mode (core/threaded.cc), the kernel's rules.
+  // The cgroup's threaded domain: itself unless it is threaded.
+  Cgroup& threaded_domain_locked(const Cgroup& cgroup) const CG_REQUIRES(cgroup_mutex_);
+  bool is_threaded_locked(const Cgroup& cgroup) const CG_REQUIRES(cgroup_mutex_);
+  // A domain whose subtree may hold resources: no threaded ancestor, no
+  // non-root thread root above it.
+  bool is_valid_domain_locked(const Cgroup& cgroup) const CG_REQUIRES(cgroup_mutex_);
+  // cgroup.type: "domain", "domain threaded", "domain invalid", "threaded".
+  const char* cgroup_type_locked(const Cgroup& cgroup) const CG_REQUIRES(cgroup_mutex_);
+  // Makes a default-hierarchy cgroup threaded (one-way; a no-op if it is).
+  // EOPNOTSUPP if it or a descendant has tasks, if it enables domain
+  // controllers, or if its parent's domain cannot host threads; EINVAL on a
+  // v1 hierarchy.
+  Status enable_threaded_locked(Cgroup& cgroup) CG_REQUIRES(cgroup_mutex_);
 
   // cgroup v2 freezer: sets cgroup.freeze of `cgroup`; the effective state
   // of it and its descendants follows (any ancestor frozen: frozen), and the
@@ -354,9 +370,15 @@ class Engine {
   // thread. Locking: global and the process's threadgroup lock held shared.
   void exit_task_locked(Task& task) CG_REQUIRES_SHARED(threadgroup_rwsem_);
 
+  bool is_thread_root_locked(const Cgroup& cgroup) const CG_REQUIRES(cgroup_mutex_);
+  bool can_be_thread_root_locked(const Cgroup& cgroup) const CG_REQUIRES(cgroup_mutex_);
+  // The controllers that cannot follow threads.
+  ControllerSet domain_controllers() const;
+
   // -- migration helpers (migration.cc)
-  // Whether tasks may move into dst: ENODEV if removed; EBUSY for a v2
-  // cgroup that enables controllers for its children.
+  // Whether tasks may move into dst: ENODEV if removed; v2: EOPNOTSUPP for
+  // an invalid domain, EBUSY for a domain that enables controllers for its
+  // children (no internal processes).
   Status check_dst_locked(const Cgroup& dst) const CG_REQUIRES(cgroup_mutex_);
   // Moves the targets named by for_each_target(fn) (which calls fn(Task&)
   // for each) to dst as one transaction. Locking: cgroup mutex held, and the

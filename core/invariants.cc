@@ -195,16 +195,25 @@ bool InvariantChecker::check_cgroups() CG_NO_THREAD_SAFETY_ANALYSIS {
       }
       if (populated_csets != cg.nr_populated_csets_)
         return fail("cgroup " + path + " miscounts its populated css_sets");
-      int64_t populated_children = 0;
+      int64_t populated_domain = 0, populated_threaded = 0;
       int descendants = 0;
       for (const auto& [name, child] : cg.children_) {
-        if (child->nr_populated_csets_ + child->nr_populated_children_ > 0) ++populated_children;
+        if (child->nr_populated_csets_ + child->nr_populated_domain_children_ +
+                child->nr_populated_threaded_children_ > 0)
+          ++(child->dom_cgrp_ != child ? populated_threaded : populated_domain);
         descendants += 1 + child->nr_descendants_;
       }
-      if (populated_children != cg.nr_populated_children_)
+      if (populated_domain != cg.nr_populated_domain_children_ ||
+          populated_threaded != cg.nr_populated_threaded_children_)
         return fail("cgroup " + path + " miscounts its populated children");
       if (descendants != cg.nr_descendants_)
         return fail("cgroup " + path + " miscounts its descendants");
+      int threaded_children = 0;
+      for (const auto& [name, child] : cg.children_) threaded_children += child->dom_cgrp_ != child;
+      if (threaded_children != cg.nr_threaded_children_)
+        return fail("cgroup " + path + " miscounts its threaded children");
+      if (cg.dom_cgrp_ != &cg && (cg.is_root() || cg.dom_cgrp_ != cg.parent_->dom_cgrp_))
+        return fail("threaded cgroup " + path + " is not in its parent's domain");
       if (cg.csses_.size() != nr_ss) return fail("cgroup " + path + " has a css array of the wrong size");
       for (size_t ss = 0; ss < nr_ss; ++ss) {
         const Css* css = cg.csses_[ss];
@@ -214,7 +223,9 @@ bool InvariantChecker::check_cgroups() CG_NO_THREAD_SAFETY_ANALYSIS {
           want = bound;
           if (bound && css != e.root_csses_[ss]) return fail("root " + path + " lacks its root css");
         } else {
-          want = bound && (h.is_default() ? cg.parent_->subtree_control_.test(ss) : true);
+          want = bound && (h.is_default() ? cg.parent_->subtree_control_.test(ss) &&
+                                                (cg.dom_cgrp_ == &cg || e.controllers_[ss]->threaded())
+                                          : true);
         }
         if ((css != nullptr) != want)
           return fail("cgroup " + path + " has the wrong set of csses");

@@ -214,9 +214,14 @@ void MigrationContext::finish() {
 Status Engine::check_dst_locked(const Cgroup& dst) const {
   cgroup_mutex_.AssertHeld();
   if (dst.dead()) return Status::Error(ENODEV, "the destination cgroup was removed");
-  // cgroup v2: no internal processes — a non-root cgroup that enables
-  // controllers for its children holds no tasks itself.
-  if (dst.hierarchy().is_default() && !dst.is_root() && !dst.subtree_control_.empty())
+  if (!dst.hierarchy().is_default()) return Status::Ok();
+  if (!is_valid_domain_locked(*dst.dom_cgrp_))
+    return Status::Error(EOPNOTSUPP, "the destination is an invalid domain");
+  if (dst.is_root() || can_be_thread_root_locked(dst) || is_threaded_locked(dst))
+    return Status::Ok();
+  // No internal processes: a domain that enables controllers for its
+  // children holds no tasks itself.
+  if (!dst.subtree_control_.empty())
     return Status::Error(EBUSY, "the destination enables controllers for its children");
   return Status::Ok();
 }

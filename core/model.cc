@@ -20,7 +20,8 @@ Cgroup::Cgroup(Engine* engine, Hierarchy* hierarchy, Cgroup* parent, std::string
       level_(parent ? parent->level_ + 1 : 0),
       id_(id),
       name_(std::move(name)),
-      csses_(nr_controllers, nullptr) {
+      csses_(nr_controllers, nullptr),
+      dom_cgrp_(this) {
   if (parent_) parent_->get();
 }
 
@@ -67,7 +68,7 @@ std::string Cgroup::path() const {
 }
 bool Cgroup::populated() const {
   engine_->css_set_lock_.AssertReaderHeld();
-  return nr_populated_csets_ + nr_populated_children_ > 0;
+  return nr_populated_csets_ + nr_populated_domain_children_ + nr_populated_threaded_children_ > 0;
 }
 bool Cgroup::has_tasks() const {
   engine_->css_set_lock_.AssertReaderHeld();

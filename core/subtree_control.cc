@@ -10,7 +10,9 @@ namespace cgcore {
 ControllerSet Engine::available_controllers_locked(const Cgroup& cgroup) const {
   cgroup_mutex_.AssertHeld();
   if (cgroup.is_root()) return cgroup.hierarchy_->controllers_;
-  return cgroup.parent_->subtree_control_;
+  ControllerSet set = cgroup.parent_->subtree_control_;
+  if (is_threaded_locked(cgroup)) domain_controllers().for_each([&](ControllerId id) { set.reset(id); });
+  return set;
 }
 
 Result<Css*> Engine::create_css_locked(Cgroup& cgroup, ControllerId id) {
@@ -82,10 +84,21 @@ Status Engine::set_subtree_control_locked(Cgroup& cgroup, const ControllerSet& e
   });
   if (!st.ok()) return st;
   if (enable.empty() && disable.empty()) return Status::Ok();
-  if (!enable.empty() && !cgroup.is_root()) {
-    SharedLock<SharedMutex> cs(css_set_lock_);
-    if (cgroup.has_tasks())
-      return Status::Error(EBUSY, "the cgroup has processes of its own (no internal processes)");
+  if (!enable.empty()) {
+    if (!is_valid_domain_locked(*cgroup.dom_cgrp_))
+      return Status::Error(EOPNOTSUPP, "an invalid domain cannot enable controllers");
+    bool domain_enable = false;
+    const ControllerSet domain = domain_controllers();
+    enable.for_each([&](ControllerId id) { domain_enable |= domain.test(id); });
+    // Threaded controllers live with internal competition; domain ones do
+    // not, and cannot be enabled inside a threaded subtree.
+    if (!cgroup.is_root() && domain_enable) {
+      if (is_thread_root_locked(cgroup) || is_threaded_locked(cgroup))
+        return Status::Error(EOPNOTSUPP, "domain controllers cannot be enabled in a threaded subtree");
+      SharedLock<SharedMutex> cs(css_set_lock_);
+      if (cgroup.has_tasks())
+        return Status::Error(EBUSY, "the cgroup has processes of its own (no internal processes)");
+    }
   }
 
   // 1. Create the children's new csses (may fail: nothing is visible yet).
@@ -104,10 +117,12 @@ Status Engine::set_subtree_control_locked(Cgroup& cgroup, const ControllerSet& e
   } catch (const std::bad_alloc&) {
     return Status::Error(ENOMEM, "out of memory changing subtree_control");
   }
+  const ControllerSet domain = domain_controllers();
   for (auto& [name, child] : cgroup.children_) {
     enable.for_each([&, child = child](ControllerId id) {
       cgroup_mutex_.AssertHeld();
       if (!st.ok()) return;
+      if (domain.test(id) && is_threaded_locked(*child)) return;  // threads only
       Result<Css*> css = create_css_locked(*child, id);
       if (!css.ok()) st = css.status();
       else made.push_back({child, id, css.value()});
@@ -124,6 +139,7 @@ Status Engine::set_subtree_control_locked(Cgroup& cgroup, const ControllerSet& e
   for (auto& [name, child] : cgroup.children_) {
     disable.for_each([&, child = child](ControllerId id) {
       cgroup_mutex_.AssertHeld();
+      if (!child->csses_[id]) return;  // a threaded child without a domain css
       removed.push_back({child, id, child->csses_[id]});
       child->csses_[id] = nullptr;
     });

@@ -73,6 +73,9 @@ Result<std::string> read_procs_v1(FileContext& ctx) {
 }
 // v2 lists in iteration order, each process once.
 Result<std::string> read_procs_v2(FileContext& ctx) {
+  ctx.engine.cgroup_mutex().AssertHeld();  // read handlers run under it
+  if (ctx.engine.is_threaded_locked(ctx.cgroup))
+    return Status::Error(EOPNOTSUPP, "the processes of a threaded cgroup belong to its thread root");
   std::vector<Pid> ids = ctx.engine.cgroup_tgids(ctx.cgroup), out;
   std::vector<Pid> seen = sorted_unique(ids);
   std::vector<bool> done(seen.size(), false);
@@ -110,13 +113,15 @@ Status write_threads_v2(FileContext& ctx, std::string_view text) {
   Result<Pid> pid = written_pid(ctx, text);
   if (!pid.ok()) return pid.status();
   if (Status st = v2_may_move(ctx, *pid); !st.ok()) return st;
-  // A thread moves only within its threaded domain; without threaded
-  // cgroups every domain is a cgroup of its own.
+  // A thread moves only within its threaded domain.
   Result<CgroupPtr> src = ctx.engine.task_cgroup(*pid, ctx.cgroup.hierarchy());
   if (!src.ok()) return src.status();
-  if (src->get() != &ctx.cgroup)
-    return Status::Error(EOPNOTSUPP, "threads move only within their threaded domain");
-  return Status::Ok();
+  {
+    MutexLock lock(ctx.engine.cgroup_mutex());
+    if (&ctx.engine.threaded_domain_locked(**src) != &ctx.engine.threaded_domain_locked(ctx.cgroup))
+      return Status::Error(EOPNOTSUPP, "threads move only within their threaded domain");
+  }
+  return ctx.engine.migrate_thread(*pid, ctx.cgroup);
 }
 
 // notify_on_release / cgroup.clone_children: a u64, non-zero sets.
@@ -209,12 +214,14 @@ Result<std::string> read_events(FileContext& ctx) {
   out += "\n";
   return out;
 }
-Result<std::string> read_type(FileContext&) { return std::string("domain\n"); }
-Status write_type(FileContext&, std::string_view text) {
-  std::string_view t = strip(text);
-  if (t == "threaded")
-    return Status::Error(EOPNOTSUPP, "threaded cgroups are not supported yet");
-  return Status::Error(EINVAL, "only \"threaded\" can be written");
+Result<std::string> read_type(FileContext& ctx) {
+  ctx.engine.cgroup_mutex().AssertHeld();  // read handlers run under it
+  return std::string(ctx.engine.cgroup_type_locked(ctx.cgroup)) + "\n";
+}
+Status write_type(FileContext& ctx, std::string_view text) {
+  if (strip(text) != "threaded") return Status::Error(EINVAL, "only \"threaded\" can be written");
+  MutexLock lock(ctx.engine.cgroup_mutex());
+  return ctx.engine.enable_threaded_locked(ctx.cgroup);
 }
 Result<std::string> limit_text(int v) {
   return v == INT_MAX ? std::string("max\n") : std::to_string(v) + "\n";
@@ -294,6 +301,8 @@ Status write_kill(FileContext& ctx, std::string_view text) {
   {
     MutexLock lock(ctx.engine.cgroup_mutex());
     if (ctx.cgroup.dead()) return Status::Error(ENODEV, "the cgroup was removed");
+    if (ctx.engine.is_threaded_locked(ctx.cgroup))
+      return Status::Error(EOPNOTSUPP, "cgroup.kill is not supported in a threaded cgroup");
     std::vector<const Cgroup*> stack{&ctx.cgroup};
     while (!stack.empty()) {
       const Cgroup* c = stack.back();

@@ -304,3 +304,61 @@ TEST(FsLayout, BadSpecs) {
 
 }  // namespace
 }  // namespace cgcore::fs
+
+namespace cgcore::fs {
+namespace {
+
+// A threaded controller (like pids or cpuset) beside the domain ones.
+class ThreadedTestController : public testing::TestController {
+ public:
+  ThreadedTestController() : TestController("gamma") {}
+  bool threaded() const override { return true; }
+};
+
+class ThreadedFsTest : public FsTest {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(engine.register_controller(std::make_unique<ThreadedTestController>()).ok());
+    mount("v2");
+  }
+};
+
+TEST_F(ThreadedFsTest, ThreadedSubtreeRules) {
+  ASSERT_EQ(mkdir("/dom"), 0);
+  ASSERT_EQ(mkdir("/dom/t1"), 0);
+  ASSERT_EQ(mkdir("/dom/t2"), 0);
+  EXPECT_EQ(echo("/dom/t1/cgroup.type", "domain"), EINVAL);
+  EXPECT_EQ(echo("/dom/t1/cgroup.type", "threaded"), 0);
+  EXPECT_EQ(cat("/dom/t1/cgroup.type"), "threaded\n");
+  EXPECT_EQ(cat("/dom/cgroup.type"), "domain threaded\n");
+  EXPECT_EQ(cat("/dom/t2/cgroup.type"), "domain invalid\n");  // a domain under a thread root
+  Pid p = *engine.spawn({});
+  Pid t = *engine.clone_thread(p);
+  EXPECT_EQ(echo("/dom/t2/cgroup.procs", std::to_string(p)), EOPNOTSUPP);
+  ASSERT_EQ(echo("/dom/t2/cgroup.type", "threaded"), 0);
+  ASSERT_EQ(echo("/dom/cgroup.procs", std::to_string(p)), 0);
+  // Threads move within the domain; reading procs of a threaded cgroup fails.
+  EXPECT_EQ(echo("/dom/t1/cgroup.threads", std::to_string(t)), 0);
+  EXPECT_EQ(cat("/dom/t1/cgroup.threads"), std::to_string(t) + "\n");
+  EXPECT_EQ(cat("/dom/t1/cgroup.procs"), "error: EOPNOTSUPP");
+  EXPECT_EQ(cat("/dom/cgroup.procs"), std::to_string(p) + "\n");
+  ASSERT_EQ(mkdir("/other"), 0);
+  EXPECT_EQ(echo("/other/cgroup.threads", std::to_string(t)), EOPNOTSUPP);  // another domain
+  // Domain controllers cannot be enabled inside the threaded subtree; the
+  // threaded one can, with tasks present.
+  ASSERT_EQ(echo("/cgroup.subtree_control", "+alpha +gamma"), 0);
+  EXPECT_EQ(cat("/dom/t1/cgroup.controllers"), "");
+  EXPECT_EQ(echo("/dom/cgroup.subtree_control", "+alpha"), EOPNOTSUPP);
+  EXPECT_EQ(echo("/dom/cgroup.subtree_control", "+gamma"), 0);
+  EXPECT_EQ(cat("/dom/t1/cgroup.controllers"), "gamma\n");
+  EXPECT_EQ(echo("/dom/t1/cgroup.kill", "1"), EOPNOTSUPP);
+  // Populated cgroups cannot turn threaded.
+  ASSERT_EQ(mkdir("/busy"), 0);
+  ASSERT_EQ(mkdir("/busy/c"), 0);
+  Pid q = *engine.spawn({});
+  ASSERT_EQ(echo("/busy/c/cgroup.procs", std::to_string(q)), 0);
+  EXPECT_EQ(echo("/busy/c/cgroup.type", "threaded"), EOPNOTSUPP);
+}
+
+}  // namespace
+}  // namespace cgcore::fs
