@@ -18,7 +18,6 @@ Status check_cgroup_name(std::string_view name) {
     return Status::Error(EINVAL, "a cgroup name cannot contain '/'");
   if (name.find('\n') != std::string_view::npos)
     return Status::Error(EINVAL, "a cgroup name cannot contain a newline");
-  if (name.size() > 255) return Status::Error(ENAMETOOLONG, "cgroup name longer than 255 bytes");
   return Status::Ok();
 }
 
@@ -108,13 +107,14 @@ Engine::~Engine() {
     for (auto it = order.rbegin(); it != order.rend(); ++it)
       if (!(*it)->is_root()) (void)rmdir_locked(**it);
   }
-  for (auto& h : hierarchies_)
-    if (h) std::fill(h->root().csses_.begin(), h->root().csses_.end(), nullptr);
+  for (HierarchyId h = 0; h < static_cast<HierarchyId>(hierarchies_.size()); ++h)
+    if (hierarchies_[h]) retire_hierarchy_locked(h);
   for (ControllerId id = 0; id < static_cast<ControllerId>(root_csses_.size()); ++id) {
     controllers_[id]->css_offline(*root_csses_[id]);
     root_csses_[id]->put();
   }
   hierarchies_.clear();
+  retired_hierarchies_.clear();
   controllers_.clear();
 }
 
@@ -282,14 +282,13 @@ Result<Hierarchy*> Engine::mount(const std::vector<std::string>& names, std::str
   try {
     cgroups_by_id_.emplace(hier.root().id(), &hier.root());
   } catch (const std::bad_alloc&) {
-    hierarchies_[h].reset();
+    retire_hierarchy_locked(h);
     return Status::Error(ENOMEM, "out of memory creating a hierarchy");
   }
 
   ExclusiveLock<ShardedRwSem> tg(threadgroup_rwsem_);
   if (Status st = rehome_all_csets_locked(h, &hier.root()); !st.ok()) {
-    cgroups_by_id_.erase(hier.root().id());
-    hierarchies_[h].reset();
+    retire_hierarchy_locked(h);
     return st;
   }
   wanted.for_each([&](ControllerId id) {
@@ -317,9 +316,25 @@ Status Engine::destroy_hierarchy(Hierarchy& hier) {
     dfl.controllers_.set(id);
     controllers_[id]->bind(*root_csses_[id]);
   });
-  cgroups_by_id_.erase(hier.root().id());
-  hierarchies_[hier.id()].reset();
+  retire_hierarchy_locked(hier.id());
   return Status::Ok();
+}
+
+void Engine::retire_hierarchy_locked(HierarchyId h) {
+  cgroup_mutex_.AssertHeld();
+  std::unique_ptr<Hierarchy> hier = std::move(hierarchies_[h]);
+  Cgroup& root = hier->root();
+  cgroups_by_id_.erase(root.id());
+  std::fill(root.csses_.begin(), root.csses_.end(), nullptr);  // root csses live on
+  root.dead_.store(true, std::memory_order_release);
+  try {
+    retired_hierarchies_.push_back(std::move(hier));
+  } catch (const std::bad_alloc&) {
+    // Keeping it is a courtesy to dead cgroups that still point at it; if
+    // even that fails, leak it rather than leave them dangling.
+    (void)hier.release();
+  }
+  root.put();
 }
 
 void Engine::move_root_css_locked(ControllerId id, Cgroup& to) {
@@ -334,6 +349,7 @@ Status Engine::rehome_all_csets_locked(HierarchyId h, Cgroup* root) {
   cgroup_mutex_.AssertHeld();
   threadgroup_rwsem_.AssertHeld();
   MigrationContext ctx(*this);
+  ctx.include_exiting_tasks();
   {
     ExclusiveLock<SharedMutex> cs(css_set_lock_);
     cset_table_.for_each([&](CssSet& cset) { ctx.add_src(cset, root, h); });
@@ -372,7 +388,7 @@ void Engine::free_cgroup(Cgroup* cgroup) {
     dying_cgroups_.erase(cgroup);
   }
   delete cgroup;
-  live_cgroups_.fetch_sub(1, std::memory_order_relaxed);
+  if (parent) live_cgroups_.fetch_sub(1, std::memory_order_relaxed);  // roots are not counted
   if (parent) parent->put();
 }
 
@@ -505,10 +521,12 @@ Status Engine::rmdir_locked(Cgroup& cgroup) {
   if (!cgroup.children_.empty()) return Status::Error(EBUSY, "the cgroup has children");
   {
     // Only a migration (cgroup mutex) can put tasks into an empty cgroup,
-    // so the answer stays true after the lock is dropped.
+    // so the answer stays true after the lock is dropped. Task-less
+    // css_sets may still link the cgroup: those of tasks whose exit is
+    // finishing (their reference drops after the exit hooks). They keep the
+    // removed cgroup's object alive until then, as in the kernel.
     SharedLock<SharedMutex> cs(css_set_lock_);
     if (cgroup.populated()) return Status::Error(EBUSY, "the cgroup has tasks");
-    if (!cgroup.cset_links_.empty()) lock_debug::fail("empty cgroup still linked", &cgroup);
   }
   cgroup.dead_.store(true, std::memory_order_release);
   Cgroup& parent = *cgroup.parent_;

@@ -117,7 +117,7 @@ class Engine {
   // ---------------------------------------------------------------- cgroups
 
   // Creates a child cgroup. EINVAL for "", ".", "..", or a name with '/' or
-  // '\n'; ENAMETOOLONG past 255 bytes; EEXIST if taken; ENOENT if the parent
+  // '\n' (like the kernel, no length limit of its own); EEXIST if taken; ENOENT if the parent
   // was removed; EAGAIN past an ancestor's max.depth / max.descendants; or a
   // controller's css_alloc/css_online error (then no css survives and the
   // cgroup never appears).
@@ -347,6 +347,10 @@ class Engine {
       CG_REQUIRES(cgroup_mutex_, threadgroup_rwsem_);
   void move_root_css_locked(ControllerId id, Cgroup& to) CG_REQUIRES(cgroup_mutex_);
   Cgroup* new_cgroup(Hierarchy* h, Cgroup* parent, std::string name);
+  // Takes a hierarchy out of its slot: its root dies and drops the base
+  // reference (removed cgroups may keep it alive a while), and the object
+  // is kept until the engine goes, since dead cgroups point at it.
+  void retire_hierarchy_locked(HierarchyId h) CG_REQUIRES(cgroup_mutex_);
   // Allocates and onlines the css of controller `id` for `cgroup` (not yet
   // stored in cgroup.csses_). Locking: cgroup mutex held.
   Result<Css*> create_css_locked(Cgroup& cgroup, ControllerId id) CG_REQUIRES(cgroup_mutex_);
@@ -390,6 +394,7 @@ class Engine {
 
   // ---- Constant after construction
   std::vector<std::unique_ptr<Hierarchy>> hierarchies_;  // slots; guarded by cgroup_mutex_ except [0]
+  std::vector<std::unique_ptr<Hierarchy>> retired_hierarchies_;  // guarded by cgroup_mutex_
 
   // ---- Locks (order in core/locking.h)
   mutable Mutex cgroup_mutex_;

@@ -43,7 +43,7 @@ class Hierarchy {
   Engine* const engine_;
   const HierarchyId id_;
   const std::string name_;
-  Cgroup* root_;  // owned: deleted with the hierarchy, not by refcount
+  Cgroup* root_;  // holds the root's base reference until the hierarchy is retired
 
   // Guarded by cgroup_mutex.
   ControllerSet controllers_;

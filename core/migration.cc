@@ -63,7 +63,7 @@ Status MigrationContext::prepare_dst() {
 
 void MigrationContext::add_task(Task& task) {
   engine_.css_set_lock_.AssertHeld();
-  if (task.exiting()) return;
+  if (task.exiting() && !include_exiting_) return;
   CssSet* cset = task.cset();
   if (!cset->mg_dst_cset_) return;  // not a source: already in the destination
   task.cset_node.unlink();

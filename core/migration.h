@@ -111,6 +111,11 @@ class MigrationContext {
   // Locking: as add_task, with the global threadgroup lock exclusive.
   void add_all_tasks();
 
+  // Re-homing (controller rebind, subtree_control changes) moves exiting
+  // tasks as well: their css_sets must not keep a hierarchy or css that is
+  // going away. Call before add_task.
+  void include_exiting_tasks() { include_exiting_ = true; }
+
   // Step 3b: runs the controllers' hooks and commits. On a veto every
   // controller that prepared is cancelled in reverse order, every target is
   // back on its source's list, and the veto's Status is returned.
@@ -138,6 +143,7 @@ class MigrationContext {
   IntrusiveList<CssSet, &CssSet::mg_dst_preload_node_> preloaded_dst_;
   TaskSet tset_;
   bool prepared_ = false;
+  bool include_exiting_ = false;
   Mm* locked_mms_ = nullptr;  // chained through Mm::mg_next_
 };
 

@@ -89,7 +89,10 @@ Hierarchy::Hierarchy(Engine* engine, HierarchyId id, std::string name, uint64_t 
       name_(std::move(name)),
       root_(new Cgroup(engine, this, nullptr, "", root_id, nr_controllers)) {}
 
-Hierarchy::~Hierarchy() { delete root_; }
+// The root cgroup is not deleted here: removed cgroups of the hierarchy may
+// still reference it (Engine::retire_hierarchy_locked drops its base
+// reference, and the last reference frees it).
+Hierarchy::~Hierarchy() = default;
 
 const ControllerSet& Hierarchy::controllers() const {
   engine_->cgroup_mutex_.AssertHeld();

@@ -37,6 +37,7 @@ const char* errno_name(int err) {
     case EOPNOTSUPP: return "EOPNOTSUPP";
     case ENODATA: return "ENODATA";
     case ECANCELED: return "ECANCELED";
+    case EOVERFLOW: return "EOVERFLOW";
     default: {
       thread_local char buf[16];
       std::snprintf(buf, sizeof buf, "E%d", err);

@@ -157,6 +157,7 @@ Status Engine::set_subtree_control_locked(Cgroup& cgroup, const ControllerSet& e
   // One migration, each css_set to its own cgroup with fresh csses.
   {
     MigrationContext ctx(*this);
+    ctx.include_exiting_tasks();
     {
       ExclusiveLock<SharedMutex> cs(css_set_lock_);
       std::vector<Cgroup*> stack;

@@ -350,8 +350,9 @@ Result<MmRef> Engine::mm_of(Pid tid) const {
   if (!t) return Status::Error(ESRCH, "no task " + std::to_string(tid));
   // exec swaps the pointer and then drops the old reference: take ours
   // under the process lock so the swap cannot free it in between.
+  // A zombie leader's process lives on with its other threads: its
+  // address space is still theirs.
   SharedLock<RwSem> ptg(t->process().threadgroup_lock_);
-  if (t->dead()) return Status::Error(ESRCH, "task " + std::to_string(tid) + " has exited");
   Mm* mm = t->process().mm();
   mm->get();
   nr_mm_refs_.fetch_add(1, std::memory_order_relaxed);

@@ -219,7 +219,11 @@ Result<Attr> CgroupFs::mkdir(Ino dir, std::string_view name, uint32_t mode, cons
   MutexLock lock(engine_.cgroup_mutex());
   Result<Cgroup*> parent = cgroup_dir_locked(dir);
   if (!parent.ok()) return parent.status();
-  if (!parent.value()) return Status::Error(EPERM, "cgroups are made inside a hierarchy");
+  if (!parent.value()) {
+    for (const LayoutDir& d : layout_.dirs)
+      if (d.name == name) return Status::Error(EEXIST, "a hierarchy of that name is mounted");
+    return Status::Error(EPERM, "cgroups are made inside a hierarchy");
+  }
   if (!may_access_locked(dir, caller, kMayWrite | kMayExec))
     return Status::Error(EACCES, "permission denied");
   Cgroup& p = *parent.value();
@@ -241,7 +245,11 @@ Status CgroupFs::rmdir(Ino dir, std::string_view name, const Caller& caller) {
     MutexLock lock(engine_.cgroup_mutex());
     Result<Cgroup*> parent = cgroup_dir_locked(dir);
     if (!parent.ok()) return parent.status();
-    if (!parent.value()) return Status::Error(EPERM, "hierarchies are not removed this way");
+    if (!parent.value()) {
+      for (const LayoutDir& d : layout_.dirs)
+        if (d.name == name) return Status::Error(EBUSY, "a hierarchy is mounted there");
+      return Status::Error(ENOENT, "no such directory");
+    }
     Cgroup& p = *parent.value();
     auto it = p.children().find(name);
     if (it == p.children().end()) {
@@ -292,9 +300,10 @@ Status CgroupFs::rename(Ino dir, std::string_view name, Ino new_dir, std::string
   if (new_dir != dir) return Status::Error(EIO, "cgroups are renamed within their parent only");
   if (!may_access_locked(dir, caller, kMayWrite | kMayExec))
     return Status::Error(EACCES, "permission denied");
+  // Renaming a directory onto a file: the VFS's ENOTDIR.
   for (const FileDef& def : files_)
     if (def.name == new_name && file_present_locked(def, p))
-      return Status::Error(EEXIST, "a file of that name exists");
+      return Status::Error(ENOTDIR, "a control file has that name");
   if (new_name != name && p.children().count(std::string(new_name)))
     return Status::Error(EEXIST, "a cgroup of that name exists");
   return engine_.rename_locked(*it->second, new_name);
@@ -336,13 +345,8 @@ Result<std::unique_ptr<OpenFile>> CgroupFs::open(Ino ino, bool read, bool write,
   Result<Node> n = node_locked(ino);
   if (!n.ok()) return n.status();
   if (n->kind != Node::kFile) return Status::Error(EISDIR, "is a directory");
-  const FileDef& def = *n->file;
-  const bool has_read = def.spec ? def.spec->read != nullptr : def.read != nullptr;
-  const bool has_write = def.spec ? def.spec->write != nullptr : def.write != nullptr;
-  // kernfs refuses to open a file in a direction it has no handler for,
-  // even for root.
-  if ((read && !has_read) || (write && !has_write))
-    return Status::Error(EACCES, "permission denied");
+  // Only the mode bits decide (root passes them); a direction without a
+  // handler fails at read or write time with EINVAL, as on cgroupfs.
   int mask = (read ? kMayRead : 0) | (write ? kMayWrite : 0);
   if (!may_access_locked(ino, caller, mask)) return Status::Error(EACCES, "permission denied");
   auto f = std::make_unique<OpenFile>();
@@ -360,6 +364,7 @@ Result<std::string> CgroupFs::read(OpenFile& file, uint64_t offset, size_t size)
     Result<Node> n = node_locked(file.ino_);
     if (!n.ok()) return Status::Error(ENODEV, "the cgroup was removed");
     const FileDef& def = *n->file;
+    if (def.spec ? !def.spec->read : !def.read) return Status::Error(EINVAL, "the file is not readable");
     Result<std::string> text = def.spec
         ? def.spec->read(engine_, *file_css_locked(def, *n->cgroup))
         : [&] {
@@ -383,6 +388,8 @@ Result<size_t> CgroupFs::write(OpenFile& file, std::string_view data) {
     Result<Node> n = node_locked(file.ino_);
     if (!n.ok()) return Status::Error(ENODEV, "the cgroup was removed");
     def = n->file;
+    if (def->spec ? !def->spec->write : !def->write)
+      return Status::Error(EINVAL, "the file is not writable");
     if (def->spec) {
       // Controller handlers run under the cgroup mutex (core/control_file.h).
       Status st = def->spec->write(engine_, *file_css_locked(*def, *n->cgroup), data);

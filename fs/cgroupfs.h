@@ -113,8 +113,9 @@ class CgroupFs : private EngineObserver {
   // Owner may chmod; only root may chown (EPERM), as in the VFS.
   Status chmod(Ino ino, uint32_t mode, const Caller& caller);
   Status chown(Ino ino, uint32_t uid, uint32_t gid, const Caller& caller);
-  // Opens a file for reading and/or writing: EACCES by mode bits, or when
-  // the file has no handler for that direction; EISDIR for a directory.
+  // Opens a file for reading and/or writing: EACCES by mode bits (root
+  // passes them); EISDIR for a directory. A direction the file has no
+  // handler for fails later, at read / write, with EINVAL.
   Result<std::unique_ptr<OpenFile>> open(Ino ino, bool read, bool write, const Caller& caller);
   // Reads up to `size` bytes at `offset`. ENODEV if the cgroup was removed.
   Result<std::string> read(OpenFile& file, uint64_t offset, size_t size);

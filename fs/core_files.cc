@@ -124,9 +124,11 @@ Status write_threads_v2(FileContext& ctx, std::string_view text) {
   return ctx.engine.migrate_thread(*pid, ctx.cgroup);
 }
 
-// notify_on_release / cgroup.clone_children: a u64, non-zero sets.
+// notify_on_release / cgroup.clone_children: a u64, non-zero sets. The
+// kernel's write_u64 path does not strip white space (one trailing newline
+// is all kstrtoull allows).
 Result<bool> written_flag(std::string_view text) {
-  Result<uint64_t> v = kstrtoull(strip(text), 0);
+  Result<uint64_t> v = kstrtoull(text, 0);
   if (!v.ok()) return v.status();
   return v.value() != 0;
 }

@@ -15,7 +15,7 @@ TEST_F(CgroupTest, NameRules) {
   EXPECT_EQ(engine.mkdir(root(), "..").err(), EINVAL);
   EXPECT_EQ(engine.mkdir(root(), "a/b").err(), EINVAL);
   EXPECT_EQ(engine.mkdir(root(), "a\nb").err(), EINVAL);
-  EXPECT_EQ(engine.mkdir(root(), std::string(256, 'x')).err(), ENAMETOOLONG);
+  EXPECT_TRUE(engine.mkdir(root(), std::string(1000, 'x')).ok());  // no length limit
   EXPECT_TRUE(engine.mkdir(root(), std::string(255, 'x')).ok());
   EXPECT_TRUE(engine.mkdir(root(), "...").ok());
   EXPECT_TRUE(engine.mkdir(root(), "a b").ok());

@@ -11,18 +11,23 @@
 // number of live objects (leaks). A failed operation must leave the model —
 // hence the engine — unchanged: the all-or-nothing property.
 //
-// Scale: CGCORE_RANDOM_OPS sets the total number of operations (default
-// 100000, split over the seeds); CGCORE_RANDOM_SEED runs that one seed only.
+// Environment: CGCORE_RANDOM_OPS sets the total number of operations
+// (default 100000, split over the seeds); CGCORE_RANDOM_SEED runs that one
+// seed only; CGCORE_RANDOM_STATS=1 prints outcome counts per seed.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <iterator>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <sstream>
@@ -112,8 +117,17 @@ class Runner {
     if (::testing::Test::HasFailure()) dump_log();
   }
 
-  // Verifies the first fork loses no task: stats for the test's own check.
+  // The number of steps run (fewer than asked after a failure).
   int64_t nr_ops_done() const { return step_; }
+  // Outcome counts, "op:ERRNO" -> n, and the largest population seen.
+  std::string stats() const {
+    std::string s = "max tasks " + std::to_string(max_tasks_) + ";";
+    for (int c = 0; c < kNrCtl; ++c)
+      s += " ctl" + std::to_string(c) + ".can_attach=" + std::to_string(exp_[c].can_attach) +
+           " ctl" + std::to_string(c) + ".attach=" + std::to_string(exp_[c].attach);
+    for (auto& [k, n] : stats_) s += " " + k + "=" + std::to_string(n);
+    return s;
+  }
 
  private:
   // ------------------------------------------------------------ randomness
@@ -259,6 +273,7 @@ class Runner {
   }
   // Records an outcome and checks it against the expected errno.
   bool expect_err(int got, const std::string& got_msg, int want, const std::string& what) {
+    ++stats_[what.substr(0, what.find('(')) + ":" + ename(got)];
     log(what + " = " + ename(got) + (want != got ? std::string(" (want ") + ename(want) + ")" : ""));
     EXPECT_EQ(got, want) << what << ": got " << ename(got) << " (" << got_msg << "), want "
                          << ename(want);
@@ -376,13 +391,32 @@ class Runner {
     std::set<int> mms;
     for (auto& [tgid, p] : procs_) mms.insert(p.mm);
     EXPECT_EQ(oc.mms, static_cast<int64_t>(mms.size()));
+    // Address spaces: processes share one exactly when the model says so.
+    std::map<int, const Mm*> mm_of_model;
+    std::set<const Mm*> distinct;
+    for (auto& [tgid, p] : procs_) {
+      // Asked through a live thread (a zombie leader would answer too).
+      auto r = engine_.mm_of(p.threads.front());
+      ASSERT_TRUE(r.ok()) << "mm_of(" << p.threads.front() << "): " << r.status().message();
+      const Mm* mm = r.value().get();
+      EXPECT_NE(mm, nullptr);
+      auto [it, fresh] = mm_of_model.emplace(p.mm, mm);
+      EXPECT_EQ(it->second, mm) << "process " << tgid << " should share its address space";
+      if (fresh) EXPECT_TRUE(distinct.insert(mm).second) << "process " << tgid << " shares an address space it should not";
+    }
     int64_t nonroot = 0, csses = kNrCtl;
     for (auto& [id, m] : cgs_) {
       if (m.parent < 0) continue;
       ++nonroot;
       if (m.slot != 0) csses += static_cast<int64_t>(hiers_[m.slot].ctrls.size());
     }
-    EXPECT_EQ(oc.cgroups, nonroot + static_cast<int64_t>(graveyard_.size()));
+    // Removed cgroups stay allocated while referenced: those of the
+    // graveyard, and their removed ancestors (a child pins its parent).
+    std::set<const Cgroup*> dead;
+    for (auto& [slot, ptr] : graveyard_)
+      for (const Cgroup* c = ptr.get(); c && c->dead(); c = c->parent())
+        if (!c->is_root()) dead.insert(c);  // roots are not in the object count
+    EXPECT_EQ(oc.cgroups, nonroot + static_cast<int64_t>(dead.size()));
     EXPECT_EQ(oc.csses, csses);
   }
 
@@ -404,13 +438,13 @@ class Runner {
   void arm_knobs() {
     for (auto& k : knob_) k = Knobs{};
     fail_cset_ = 0;
-    if (chance(12)) {
+    if (chance(15)) {
       int c = static_cast<int>(rnd(kNrCtl));
-      switch (rnd(5)) {
-        case 0: knob_[c].veto_attach = 1; break;
-        case 1: knob_[c].veto_attach_locked = 1; break;
-        case 2: knob_[c].veto_fork = 1; break;
-        case 3: knob_[c].fail_css_alloc = 1; break;
+      switch (rnd(7)) {
+        case 0: case 1: knob_[c].veto_attach = 1; break;
+        case 2: case 3: knob_[c].veto_attach_locked = 1; break;
+        case 4: knob_[c].veto_fork = 1; break;
+        case 5: knob_[c].fail_css_alloc = 1; break;
         default: knob_[c].fail_css_online = 1; break;
       }
       static const int kErrs[] = {EACCES, EPERM, ENOSPC, EBUSY};
@@ -741,15 +775,7 @@ class Runner {
     tasks_[t].exiting = true;
   }
 
-  void op_exit_thread() {
-    Pid t = pick_id();
-    int want = is_live(t) ? 0 : ESRCH;
-    Status st = engine_.exit_thread(t);
-    if (!expect_err(st.err(), st.message(), want, "exit_thread(" + std::to_string(t) + ")") ||
-        want)
-      return;
-    model_exit_thread(t);
-  }
+  void op_exit_thread() { do_exit_thread(pick_id()); }
 
   void op_exit_process() {
     Pid t = pick_id();
@@ -800,7 +826,7 @@ class Runner {
     if (!want && is_live(t)) collect({t}, dst, &targets, &srcs);
     std::string what = "migrate_thread(" + std::to_string(t) + " -> " +
                        (dst >= 0 ? path(dst) : "<removed>") + ")" + knob_desc();
-    if (!want) want = model_migrate_checked(targets, srcs, dst);
+    if (!want) want = model_migrate(targets, srcs, dst);
     Status st = engine_.migrate_thread(t, *cg);
     expect_err(st.err(), st.message(), want, what);
   }
@@ -817,7 +843,7 @@ class Runner {
     if (!want) collect(procs_[proc_of(t)].threads, dst, &targets, &srcs);
     std::string what = "migrate_process(" + std::to_string(t) + " -> " +
                        (dst >= 0 ? path(dst) : "<removed>") + ")" + knob_desc();
-    if (!want) want = model_migrate_checked(targets, srcs, dst);
+    if (!want) want = model_migrate(targets, srcs, dst);
     Status st = engine_.migrate_process(t, *cg);
     expect_err(st.err(), st.message(), want, what);
   }
@@ -842,17 +868,9 @@ class Runner {
     std::string what = "migrate_processes({";
     for (Pid p : pids) what += std::to_string(p) + ",";
     what += "} -> " + (dst >= 0 ? path(dst) : std::string("<removed>")) + ")" + knob_desc();
-    if (!want) want = model_migrate_checked(targets, srcs, dst);
+    if (!want) want = model_migrate(targets, srcs, dst);
     Status st = engine_.migrate_processes(pids, *cg);
     expect_err(st.err(), st.message(), want, what);
-  }
-
-  // Runs model_migrate on a copy first so that a failure leaves the model as
-  // it was (the expected effect is applied only on success, which
-  // model_migrate does itself; the copy is for the counters and knobs it
-  // consumes either way, which are real effects and stay).
-  int model_migrate_checked(const std::vector<Pid>& targets, const std::set<Key>& srcs, int dst) {
-    return model_migrate(targets, srcs, dst);
   }
 
   void do_transfer(int from_id, Cgroup* from, int to_id, Cgroup* to) {
@@ -890,6 +908,26 @@ class Runner {
     do_transfer(from_id, from, to_id, to);
   }
 
+  // Runs one extra checked step inside an operation (fresh knobs, verify).
+  template <typename Fn>
+  bool sub_step(Fn&& fn) {
+    arm_knobs();
+    fn();
+    if (::testing::Test::HasFailure()) return false;
+    check_and_reset_knobs();
+    verify();
+    return !::testing::Test::HasFailure();
+  }
+  void do_exit_thread(Pid t) {
+    int want = is_live(t) ? 0 : ESRCH;
+    Status st = engine_.exit_thread(t);
+    if (!expect_err(st.err(), st.message(), want, "exit_thread(" + std::to_string(t) + ")") ||
+        want)
+      return;
+    model_exit_thread(t);
+  }
+
+
   void op_mount() {
     struct Spec {
       std::vector<std::string> ctrls;
@@ -905,7 +943,7 @@ class Runner {
     std::string name = sp.name;
     std::string what = "mount({";
     for (auto& c : sp.ctrls) what += c + ",";
-    what += "}, '" + name + "')" + knob_desc();
+    what += "}, '" + name + "')";
 
     int want = 0;
     int existing = -1;
@@ -945,6 +983,7 @@ class Runner {
       while (hiers_.count(slot)) ++slot;
       if (cset_alloc_fails(cset_keys().size())) want = ENOMEM;  // every css_set is re-homed
     }
+    what += knob_desc();
     auto r = engine_.mount(sp.ctrls, name);
     if (!expect_err(r.err(), r.status().message(), want, what) || want) return;
     Hierarchy* h = r.value();
@@ -971,11 +1010,18 @@ class Runner {
     std::vector<int> v1;
     for (auto& [s, h] : hiers_)
       if (s != 0) v1.push_back(s);
+    if (v1.empty() && !chance(3)) return op_mount();
     int slot = v1.empty() || chance(3) ? 0 : pick(v1);
-    if (slot != 0 && !cgs_[hiers_[slot].root].children.empty() && chance(50)) {
-      // Empty the hierarchy first: bottom-up, move each cgroup's tasks to
-      // its parent and remove it (exiting tasks may keep some busy). Each
-      // of these is a checked step of its own.
+    if (slot != 0 && !cgs_[hiers_[slot].root].children.empty() && chance(70)) {
+      // Empty the hierarchy first: let its exiting tasks below the root
+      // finish (transfer leaves them behind), then bottom-up move each
+      // cgroup's tasks to its parent and remove it. Each of these is a
+      // checked step of its own.
+      std::vector<Pid> ex;
+      for (auto& [tid, t] : tasks_)
+        if (t.exiting && t.cg[slot] != hiers_[slot].root) ex.push_back(tid);
+      for (Pid t : ex)
+        if (!sub_step([&] { do_exit_thread(t); })) return;
       std::vector<int> order;
       std::vector<int> stack{hiers_[slot].root};
       while (!stack.empty()) {
@@ -987,16 +1033,8 @@ class Runner {
       for (auto it = order.rbegin(); it != order.rend(); ++it) {
         if (cgs_[*it].parent < 0) continue;
         int parent = cgs_[*it].parent;
-        arm_knobs();
-        do_transfer(*it, cgs_[*it].cg, parent, cgs_[parent].cg);
-        check_and_reset_knobs();
-        verify();
-        if (::testing::Test::HasFailure()) return;
-        arm_knobs();
-        do_rmdir(*it);
-        check_and_reset_knobs();
-        verify();
-        if (::testing::Test::HasFailure()) return;
+        if (!sub_step([&] { do_transfer(*it, cgs_[*it].cg, parent, cgs_[parent].cg); })) return;
+        if (!sub_step([&] { do_rmdir(*it); })) return;
       }
       arm_knobs();
     }
@@ -1004,13 +1042,6 @@ class Runner {
     if (slot == 0) want = EINVAL;
     else if (!cgs_[hiers_[slot].root].children.empty()) want = EBUSY;
     else if (cset_alloc_fails(cset_keys().size())) want = ENOMEM;
-    if (want != EINVAL) {
-      // Removed cgroups of this hierarchy must not outlive it: holding a
-      // CgroupPtr to one across destroy_hierarchy is a use-after-free in the
-      // core (the removed cgroup's release puts the deleted root). Reported;
-      // dropped here so that this test exercises everything else.
-      std::erase_if(graveyard_, [&](auto& g) { return g.first == slot; });
-    }
     Status st = engine_.destroy_hierarchy(*hiers_[slot].h);
     if (!expect_err(st.err(), st.message(), want,
                     "destroy_hierarchy(slot " + std::to_string(slot) + ")" + knob_desc()) ||
@@ -1030,7 +1061,7 @@ class Runner {
       kMkdir, kRmdir, kRename, kSpawn, kFork, kClone, kMark, kExitThread, kExitProcess, kExec,
       kMigThread, kMigProcess, kMigProcesses, kTransfer, kMount, kDestroy, kNrOps
     };
-    static const int kWeights[kNrOps] = {9, 6, 3, 4, 10, 8, 3, 6, 3, 3, 12, 12, 5, 6, 2, 2};
+    static const int kWeights[kNrOps] = {9, 6, 3, 4, 10, 8, 3, 6, 3, 3, 12, 12, 5, 6, 2, 1};
     int w[kNrOps];
     std::copy(std::begin(kWeights), std::end(kWeights), w);
     if (tasks_.size() < 10) w[kSpawn] += 20, w[kFork] += 20;
@@ -1063,6 +1094,7 @@ class Runner {
     if (::testing::Test::HasFailure()) return;
     check_and_reset_knobs();
     verify();
+    max_tasks_ = std::max(max_tasks_, tasks_.size());
   }
 
   Engine engine_;  // first: outlives the CgroupPtrs of the model below
@@ -1085,6 +1117,8 @@ class Runner {
   Knobs knob_[kNrCtl];
   int veto_errno_ = EACCES;
   int fail_cset_ = 0;
+  std::map<std::string, int64_t> stats_;
+  size_t max_tasks_ = 0;
 };
 
 // ------------------------------------------------------------ the tests
@@ -1112,6 +1146,7 @@ TEST_P(RandomOps, MatchesModel) {
   Runner runner(seed);
   runner.run(static_cast<int>(n));
   EXPECT_EQ(runner.nr_ops_done(), n);
+  if (std::getenv("CGCORE_RANDOM_STATS")) std::printf("seed %llu: %s\n", static_cast<unsigned long long>(seed), runner.stats().c_str());
 }
 
 INSTANTIATE_TEST_SUITE_P(Seeds, RandomOps, ::testing::ValuesIn(seeds()));

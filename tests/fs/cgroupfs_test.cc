@@ -91,6 +91,8 @@ TEST_F(FsTest, HybridLayoutShowsOneDirectoryPerController) {
   EXPECT_EQ(cat("/alpha/cgroup.sane_behavior"), "0\n");
   EXPECT_EQ(cat("/unified/cgroup.controllers"), "");  // every controller is on v1
   EXPECT_EQ(mkdir("/x"), EPERM);
+  EXPECT_EQ(mkdir("/alpha"), EEXIST);
+  EXPECT_EQ(rmdir("/alpha"), EBUSY);
 }
 
 TEST_F(FsTest, V1TasksAndProcs) {
@@ -128,6 +130,8 @@ TEST_F(FsTest, V1Flags) {
   EXPECT_EQ(echo("/alpha/a/notify_on_release", "7"), 0);
   EXPECT_EQ(cat("/alpha/a/notify_on_release"), "1\n");
   EXPECT_EQ(echo("/alpha/a/notify_on_release", "x"), EINVAL);
+  EXPECT_EQ(echo("/alpha/a/notify_on_release", " 1"), EINVAL);  // no stripping
+  EXPECT_EQ(echo("/alpha/a/notify_on_release", "1\n"), 0);
   ASSERT_EQ(mkdir("/alpha/a/b"), 0);
   EXPECT_EQ(cat("/alpha/a/b/notify_on_release"), "1\n");  // inherited
   EXPECT_EQ(echo("/alpha/a/cgroup.clone_children", "1"), 0);
@@ -169,6 +173,7 @@ TEST_F(FsTest, ControlFilesCannotBeRemovedOrRenamedAway) {
   EXPECT_EQ(mkdir("/alpha/a/tasks"), EEXIST);
   EXPECT_EQ(rmdir("/alpha/a/tasks"), ENOTDIR);
   EXPECT_EQ(fs->rename(*root, "a", *root, "b", Caller{}).err(), EEXIST);
+  EXPECT_EQ(fs->rename(*root, "a", *root, "tasks", Caller{}).err(), ENOTDIR);
   EXPECT_EQ(fs->rename(*root, "a", *a, "c", Caller{}).err(), EIO);
   EXPECT_EQ(fs->rename(*a, "tasks", *a, "t2", Caller{}).err(), ENOTDIR);
   EXPECT_EQ(fs->rename(*root, "a", *root, "c", Caller{}).err(), 0);
@@ -223,8 +228,12 @@ TEST_F(FsTest, OpenChecksHandlersAndModes) {
   ASSERT_EQ(mkdir("/a"), 0);
   auto events = fs->resolve("/a/cgroup.events");
   auto kill = fs->resolve("/a/cgroup.kill");
-  EXPECT_EQ(fs->open(*events, false, true, Caller{}).err(), EACCES);  // even root
-  EXPECT_EQ(fs->open(*kill, true, false, Caller{}).err(), EACCES);
+  // Root passes the mode bits; the missing handler answers EINVAL.
+  EXPECT_EQ(echo("/a/cgroup.events", "1"), EINVAL);
+  EXPECT_EQ(cat("/a/cgroup.kill"), "error: EINVAL");
+  Caller someone{1000, 1000};
+  EXPECT_EQ(fs->open(*events, false, true, someone).err(), EACCES);
+  EXPECT_EQ(fs->open(*kill, true, false, someone).err(), EACCES);
   EXPECT_EQ(fs->getattr(*kill)->mode, 0200u);
   EXPECT_EQ(fs->getattr(*events)->mode, 0444u);
   Caller user{1000, 1000};
