@@ -134,7 +134,9 @@ Result<ControllerId> Engine::register_controller(std::unique_ptr<Controller> con
   ExclusiveLock<ShardedRwSem> tg(threadgroup_rwsem_);
   const ControllerId id = static_cast<ControllerId>(controllers_.size());
   std::vector<CssSet*> csets;
+  ControllerSet new_domain = domain_controllers_;
   try {
+    if (!controller->threaded()) new_domain.set(id);
     controllers_.reserve(id + 1);
     root_csses_.reserve(id + 1);
     bound_to_.reserve(id + 1);
@@ -169,6 +171,7 @@ Result<ControllerId> Engine::register_controller(std::unique_ptr<Controller> con
   root_css->online_.store(true);
 
   // Nothing below allocates (capacity reserved above).
+  domain_controllers_ = std::move(new_domain);
   controllers_.push_back(std::move(controller));
   root_csses_.push_back(root_css);
   bound_to_.push_back(kDefaultHierarchy);
@@ -446,6 +449,11 @@ Result<CgroupPtr> Engine::mkdir_locked(Cgroup& parent, std::string_view name) {
     return Status::Error(ENOMEM, "out of memory creating a cgroup");
   }
 
+  // The v1 flags are inherited before the controllers see the cgroup
+  // (cpuset's css_online reads clone_children, as in the kernel).
+  cg->notify_on_release_.store(parent.notify_on_release());
+  cg->clone_children_.store(parent.clone_children());
+
   // Allocate every css, then online them; on any failure undo in reverse
   // order so that the cgroup never appears (seed 004).
   Status st;
@@ -501,8 +509,6 @@ Result<CgroupPtr> Engine::mkdir_locked(Cgroup& parent, std::string_view name) {
     return st;
   }
 
-  cg->notify_on_release_.store(parent.notify_on_release());
-  cg->clone_children_.store(parent.clone_children());
   for (Cgroup* c = &parent; c; c = c->parent_) ++c->nr_descendants_;
   ++hier.nr_cgroups_;
   ++nr_nonroot_cgroups_;

@@ -370,14 +370,17 @@ class Engine {
   Result<Pid> create_task_locked(CssSet& cset, Process* join, const Creds& creds,
                                  Mm* parent_mm, bool share_mm, std::optional<Pid> id)
       CG_REQUIRES_SHARED(threadgroup_rwsem_);
+  void lock_new_process(Process& proc);
+  void unlock_new_process(Process& proc);
   // Unlinks a thread, runs exit/release hooks, ends the process with its last
   // thread. Locking: global and the process's threadgroup lock held shared.
   void exit_task_locked(Task& task) CG_REQUIRES_SHARED(threadgroup_rwsem_);
 
   bool is_thread_root_locked(const Cgroup& cgroup) const CG_REQUIRES(cgroup_mutex_);
   bool can_be_thread_root_locked(const Cgroup& cgroup) const CG_REQUIRES(cgroup_mutex_);
-  // The controllers that cannot follow threads.
-  ControllerSet domain_controllers() const;
+  // The controllers that cannot follow threads (fixed once registration
+  // closes; kept so that migrations need not rebuild it).
+  const ControllerSet& domain_controllers() const { return domain_controllers_; }
 
   // -- migration helpers (migration.cc)
   // Whether tasks may move into dst: ENODEV if removed; v2: EOPNOTSUPP for
@@ -407,6 +410,7 @@ class Engine {
   std::vector<Css*> root_csses_;       // indexed by ControllerId; one reference each
   std::vector<HierarchyId> bound_to_;  // indexed by ControllerId
   std::atomic<size_t> nr_controllers_{0};
+  ControllerSet domain_controllers_;  // changes with registration only
   int mm_slots_used_ CG_GUARDED_BY(cgroup_mutex_) = 0;
   // Scratch space of the one migration in progress, reused so that a
   // migration allocates nothing once warm.

@@ -147,12 +147,10 @@ Status MigrationContext::execute() {
     return st;
   }
   // Targets stay on their destinations' mg_tasks (visible to readers, who
-  // walk both lists) until the post hooks have seen them.
+  // walk both lists) until the post hooks have seen them; finish() splices
+  // them onto the destinations' task lists under the lock it takes anyway.
   for (ControllerId id : ids) engine_.controllers_[id]->post_attach(tset_);
   unlock_mms();
-  ExclusiveLock<SharedMutex> cs(engine_.css_set_lock_);
-  for (CssSet& dst : tset_.csets_) dst.tasks_.splice_back(dst.mg_tasks_);
-  tset_.nr_tasks_ = 0;
   return Status::Ok();
 }
 
@@ -189,9 +187,15 @@ void MigrationContext::restore_targets() {
 
 void MigrationContext::finish() {
   engine_.cgroup_mutex_.AssertHeld();
-  if (tset_.nr_tasks_ != 0) restore_targets();  // targets added, never executed
   ExclusiveLock<SharedMutex> cs(engine_.css_set_lock_);
-  tset_.csets_.for_each_safe([](CssSet& c) { c.mg_node_.unlink(); });
+  // Targets still on a taskset css_set's mg_tasks are home either way: on
+  // their sources' if the transaction never committed, on their
+  // destinations' if it did.
+  tset_.csets_.for_each_safe([](CssSet& c) {
+    c.tasks_.splice_back(c.mg_tasks_);
+    c.mg_node_.unlink();
+  });
+  tset_.nr_tasks_ = 0;
   tset_.committed_ = false;
   preloaded_src_.for_each_safe([this](CssSet& src) {
     engine_.css_set_lock_.AssertHeld();

@@ -18,8 +18,8 @@
 // The lists change meaning at the commit point: before it, the taskset's
 // css_set list holds the *source* css_sets and each target sits on its
 // source's mg_tasks; after it, the list holds the *destination* css_sets and
-// each target sits on its destination's mg_tasks until the post hooks ran,
-// when it is spliced onto the destination's tasks.
+// each target sits on its destination's mg_tasks until the post hooks ran;
+// finish() splices it onto the destination's tasks.
 //
 // Locking: the context lives entirely under the engine's cgroup mutex. The
 // caller holds the threadgroup locks of every target (exclusive), or the

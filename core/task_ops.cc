@@ -69,6 +69,11 @@ Result<Pid> Engine::create_task_locked(CssSet& cset, Process* join, const Creds&
     return Status::Error(ENOMEM, "out of memory creating a task");
   }
 
+  // A new process is visible once linked, and could be migrated or exit
+  // before its fork hooks ran; its own threadgroup lock, held shared from
+  // before it is published until the hooks return, prevents that (a new
+  // thread is covered by the caller's hold of its process's lock).
+  if (!join) lock_new_process(*proc);
   Pid id;
   {
     ExclusiveLock<SharedMutex> t(task_table_lock_);
@@ -81,6 +86,7 @@ Result<Pid> Engine::create_task_locked(CssSet& cset, Process* join, const Creds&
     else
       st = task_table_.reserve(id);
     if (!st.ok()) {
+      if (!join) unlock_new_process(*proc);
       task->put();  // frees the task (and a new process with it)
       return st;
     }
@@ -100,6 +106,7 @@ Result<Pid> Engine::create_task_locked(CssSet& cset, Process* join, const Creds&
       ExclusiveLock<SharedMutex> t(task_table_lock_);
       task_table_.set(id, nullptr);
     }
+    if (!join) unlock_new_process(*proc);
     task->put();
     return st;
   }
@@ -113,7 +120,16 @@ Result<Pid> Engine::create_task_locked(CssSet& cset, Process* join, const Creds&
   }
   nr_live_tasks_.fetch_add(1, std::memory_order_relaxed);
   for (size_t i = 0; i < nr_ss; ++i) controllers_[i]->fork(*task);
+  if (!join) unlock_new_process(*proc);
   return id;
+}
+
+// The analysis cannot name a lock of an object made at run time.
+void Engine::lock_new_process(Process& proc) CG_NO_THREAD_SAFETY_ANALYSIS {
+  proc.threadgroup_lock_.LockShared();
+}
+void Engine::unlock_new_process(Process& proc) CG_NO_THREAD_SAFETY_ANALYSIS {
+  proc.threadgroup_lock_.UnlockShared();
 }
 
 Result<Pid> Engine::spawn(const SpawnOptions& opts) {

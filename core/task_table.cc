@@ -8,10 +8,7 @@ Status TaskTable::reserve(Pid pid) {
   if (pid <= 0 || pid > kMaxPid) return Status::Error(EINVAL, "pid out of range");
   size_t p = static_cast<size_t>(pid) >> kPageBits;
   try {
-    if (p >= pages_.size()) {
-      pages_.resize(p + 1);
-      used_.resize(p + 1, 0);
-    }
+    if (p >= pages_.size()) pages_.resize(p + 1);
     if (!pages_[p]) {
       pages_[p] = std::make_unique<Page>();
       pages_[p]->fill(nullptr);
@@ -23,18 +20,9 @@ Status TaskTable::reserve(Pid pid) {
 }
 
 void TaskTable::set(Pid pid, Task* task) {
-  const size_t p = static_cast<size_t>(pid) >> kPageBits;
-  Task*& slot = (*pages_[p])[pid & kPageMask];
-  if (slot && !task) {
-    --size_;
-    slot = nullptr;
-    if (--used_[p] == 0) pages_[p].reset();
-    return;
-  }
-  if (!slot && task) {
-    ++size_;
-    ++used_[p];
-  }
+  Task*& slot = (*pages_[static_cast<size_t>(pid) >> kPageBits])[pid & kPageMask];
+  if (slot && !task) --size_;
+  if (!slot && task) ++size_;
   slot = task;
 }
 

@@ -1,8 +1,10 @@
 // The id -> task table: a two-level array indexed by pid, so lookup is two
 // loads and a task costs one pointer here. Pages of 4096 slots are allocated
-// on first use and freed when they empty; ids are handed out below pid_max
-// and wrap, as Linux's are, so memory follows the live tasks, not the number
-// of forks ever made. Not thread-safe: guarded by Engine::task_table_lock_.
+// on first use and kept (freeing a page as it empties made a fork that lands
+// alone on a page allocate and zero 32 KiB, and its exit free it); ids are
+// handed out below pid_max and wrap, as Linux's are, so the table is bounded
+// by pid_max (8 bytes per id: 32 MiB at the default), not by the number of
+// forks ever made. Not thread-safe: guarded by Engine::task_table_lock_.
 #pragma once
 
 #include <array>
@@ -58,7 +60,6 @@ class TaskTable {
   using Page = std::array<Task*, kPageSize>;
 
   std::vector<std::unique_ptr<Page>> pages_;
-  std::vector<uint16_t> used_;  // occupied slots per page
   size_t size_ = 0;
   Pid last_ = 0;
   Pid pid_max_ = kDefaultPidMax;

@@ -4,13 +4,6 @@
 
 namespace cgcore {
 
-ControllerSet Engine::domain_controllers() const {
-  ControllerSet set;
-  for (size_t id = 0; id < nr_controllers(); ++id)
-    if (!controllers_[id]->threaded()) set.set(static_cast<ControllerId>(id));
-  return set;
-}
-
 Cgroup& Engine::threaded_domain_locked(const Cgroup& cgroup) const {
   cgroup_mutex_.AssertHeld();
   return *cgroup.dom_cgrp_;

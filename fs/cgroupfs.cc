@@ -381,6 +381,7 @@ Result<std::string> CgroupFs::read(OpenFile& file, uint64_t offset, size_t size)
 
 Result<size_t> CgroupFs::write(OpenFile& file, std::string_view data) {
   if (!file.can_write_) return Status::Error(EBADF, "not open for writing");
+  if (data.empty()) return size_t{0};  // kernfs never hands a zero-length write on
   CgroupPtr cg;
   const FileDef* def;
   {
