@@ -11,7 +11,7 @@
 //
 // Every global operator new / new[] (plain, nothrow, aligned) in this binary
 // is replaced by one that bumps a relaxed atomic counter and calls malloc (or
-// aligned_alloc). Only allocations made inside the timed operation are
+// aligned_alloc): bench/counting_allocator.cc. Only allocations made inside the timed operation are
 // counted. Counters:
 //   allocs_per_task  allocations / (iterations x tasks moved)   [migrations]
 //   allocs_per_op    allocations per iteration (one migration, one fork+exit,
@@ -47,76 +47,16 @@
 #include <string>
 #include <vector>
 
+#include "bench/counting_allocator.h"
 #include "core/engine.h"
 #include "tests/support/test_controller.h"
 
 // ------------------------------------------------------------ counting allocator
 
+// The counting global allocator is bench/counting_allocator.cc.
 namespace {
-
-std::atomic<uint64_t> g_nr_allocs{0};
-
-#ifdef CGCORE_BENCH_NO_ALLOC_COUNTING
-constexpr bool kCounting = false;
-#else
-constexpr bool kCounting = true;
-
-void* counted_malloc(std::size_t n) noexcept {
-  g_nr_allocs.fetch_add(1, std::memory_order_relaxed);
-  return std::malloc(n ? n : 1);
-}
-
-void* counted_aligned_alloc(std::size_t n, std::align_val_t align) noexcept {
-  g_nr_allocs.fetch_add(1, std::memory_order_relaxed);
-  std::size_t a = static_cast<std::size_t>(align);
-  if (a < sizeof(void*)) a = sizeof(void*);
-  std::size_t size = (n + a - 1) / a * a;  // aligned_alloc wants a multiple
-  return std::aligned_alloc(a, size ? size : a);
-}
-#endif
-
-uint64_t nr_allocs() { return g_nr_allocs.load(std::memory_order_relaxed); }
-
+constexpr bool kCounting = cgcore::bench::kAllocCounting;
 }  // namespace
-
-#ifndef CGCORE_BENCH_NO_ALLOC_COUNTING
-void* operator new(std::size_t n) {
-  if (void* p = counted_malloc(n)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n) {
-  if (void* p = counted_malloc(n)) return p;
-  throw std::bad_alloc();
-}
-void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return counted_malloc(n); }
-void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return counted_malloc(n); }
-void* operator new(std::size_t n, std::align_val_t a) {
-  if (void* p = counted_aligned_alloc(n, a)) return p;
-  throw std::bad_alloc();
-}
-void* operator new[](std::size_t n, std::align_val_t a) {
-  if (void* p = counted_aligned_alloc(n, a)) return p;
-  throw std::bad_alloc();
-}
-void* operator new(std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return counted_aligned_alloc(n, a);
-}
-void* operator new[](std::size_t n, std::align_val_t a, const std::nothrow_t&) noexcept {
-  return counted_aligned_alloc(n, a);
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete[](void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
-void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
-#endif
 
 // ------------------------------------------------------------ test beds
 

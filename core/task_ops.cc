@@ -266,7 +266,7 @@ Status Engine::exec(Pid tid) {
   Process& proc = t->process();
   Mm* fresh = new (std::nothrow) Mm(this);
   if (!fresh) return Status::Error(ENOMEM, "out of memory for a new address space");
-  live_mms_.fetch_add(1, std::memory_order_relaxed);
+  live_mms_.fetch_add(1, std::memory_order_relaxed);  // (the checker is exact only when quiescent)
 
   // The process lock is taken exclusive (no fork of this process may read
   // its mm meanwhile); exclusive holders are serialised by the cgroup mutex.
@@ -349,8 +349,10 @@ Result<std::vector<Pid>> Engine::threads_of(Pid tid) const {
 
 MmRef::~MmRef() {
   if (!mm_) return;
-  mm_->engine_->nr_mm_refs_.fetch_sub(1, std::memory_order_relaxed);
+  // Put first: until the count drops, the checker allows for this ref.
+  Engine* engine = mm_->engine_;
   mm_->put();
+  engine->nr_mm_refs_.fetch_sub(1, std::memory_order_relaxed);
 }
 
 Status Engine::set_pid_max(Pid pid_max) {

@@ -1,0 +1,557 @@
+#include "controllers/memory.h"
+
+#include <algorithm>
+#include <new>
+#include <unordered_map>
+
+#include "core/migration.h"
+
+namespace cgcore {
+
+namespace {
+
+bool is_leader(const Task& t) { return t.tid() == t.process().tgid(); }
+
+MemCss& mem(Css& css) { return MemoryController::of(css); }
+MemoryController& ctl(Css& css) { return static_cast<MemoryController&>(css.controller()); }
+
+// ------------------------------------------------------------ v1 files
+
+Result<std::string> read_limit(Engine&, Css& css) { return format_line(mem(css).counter.limit()); }
+Status write_limit(Engine&, Css& css, std::string_view text) {
+  return write_limit_v1(mem(css), text);
+}
+Result<std::string> read_usage(Engine&, Css& css) { return format_line(mem(css).counter.usage()); }
+Result<std::string> read_max_usage(Engine&, Css& css) {
+  return format_line(mem(css).counter.watermark());
+}
+Status write_max_usage(Engine&, Css& css, std::string_view text) {
+  return write_reset_watermark(mem(css), text);
+}
+Result<std::string> read_failcnt(Engine&, Css& css) {
+  return format_line(mem(css).counter.failcnt());
+}
+Status write_failcnt(Engine&, Css& css, std::string_view text) {
+  return write_reset_failcnt(mem(css), text);
+}
+
+Result<std::string> read_move_charge(Engine&, Css& css) {
+  return format_line(mem(css).move_flags.load());
+}
+Status write_move_charge(Engine&, Css& css, std::string_view text) {
+  Result<uint64_t> v = parse_u64(text);
+  if (!v.ok()) return v.status();
+  if (*v & ~uint64_t{MemCss::kMoveAnon | MemCss::kMoveFile})
+    return Status::Error(EINVAL, "move_charge_at_immigrate takes bits 1 and 2 only");
+  mem(css).move_flags.store(static_cast<uint32_t>(*v));
+  return Status::Ok();
+}
+
+Status write_force_empty(Engine& engine, Css& css, std::string_view) {
+  if (css.is_root()) return Status::Error(EINVAL, "the root cgroup cannot be emptied");
+  return ctl(css).force_empty_locked(engine, mem(css));
+}
+
+// The kernel prints its v1 statistics in a fixed order: the per-cgroup
+// counters, the LRU lists, the hierarchical limits, then the same counters
+// with "total_" over the subtree. cgcore's charges are anonymous memory the
+// kernel would show on the inactive anon list of freshly faulted pages; it
+// has no page cache, huge pages, shmem, dirty or writeback pages (0), and no
+// swap accounting (so no swap or memsw lines, as on a kernel without it).
+Result<std::string> read_stat(Engine&, Css& css) {
+  MemCss& m = mem(css);
+  const int64_t local = m.local.load();
+  const int64_t total = m.counter.usage();
+  int64_t hier_limit = kUnlimited;
+  for (const MemCss* c = &m; c; c = c->up()) hier_limit = std::min(hier_limit, c->counter.limit());
+  struct Line {
+    const char* name;
+    int64_t local, total;
+  };
+  const Line lines[] = {
+      {"cache", 0, 0},         {"rss", local, total},           {"rss_huge", 0, 0},
+      {"shmem", 0, 0},         {"mapped_file", 0, 0},           {"dirty", 0, 0},
+      {"writeback", 0, 0},     {"inactive_anon", local, total}, {"active_anon", 0, 0},
+      {"inactive_file", 0, 0}, {"active_file", 0, 0},           {"unevictable", 0, 0},
+  };
+  std::string out;
+  for (const Line& l : lines) out += std::string(l.name) + " " + std::to_string(l.local) + "\n";
+  out += "hierarchical_memory_limit " + std::to_string(hier_limit) + "\n";
+  for (const Line& l : lines)
+    out += "total_" + std::string(l.name) + " " + std::to_string(l.total) + "\n";
+  return out;
+}
+
+// ------------------------------------------------------------ v2 files
+
+Result<std::string> read_max(Engine&, Css& css) {
+  const int64_t limit = mem(css).counter.limit();
+  return limit >= kUnlimited ? std::string("max\n") : format_line(limit);
+}
+// The kernel sets memory.max even below the usage and then reclaims or
+// OOM-kills; cgcore has neither, so the excess stays charged until
+// uncharged and new charges fail meanwhile.
+Status write_max(Engine&, Css& css, std::string_view text) {
+  Result<int64_t> bytes = parse_memory_size(text, "max");
+  if (!bytes.ok()) return bytes.status();
+  mem(css).counter.force_limit(*bytes);
+  return Status::Ok();
+}
+std::string events_text(int64_t max) {
+  return "low 0\nhigh 0\nmax " + std::to_string(max) + "\noom 0\noom_kill 0\noom_group_kill 0\n";
+}
+Result<std::string> read_events(Engine&, Css& css) {
+  return events_text(mem(css).max_events.load());
+}
+Result<std::string> read_events_local(Engine&, Css& css) {
+  return events_text(mem(css).max_events_local.load());
+}
+
+constexpr ControlFileSpec kFiles[] = {
+    // cgroup v1
+    {"limit_in_bytes", kV1, FileScope::kEverywhere, read_limit, write_limit},
+    {"usage_in_bytes", kV1, FileScope::kEverywhere, read_usage, nullptr},
+    {"max_usage_in_bytes", kV1, FileScope::kEverywhere, read_max_usage, write_max_usage},
+    {"failcnt", kV1, FileScope::kEverywhere, read_failcnt, write_failcnt},
+    {"move_charge_at_immigrate", kV1, FileScope::kEverywhere, read_move_charge, write_move_charge},
+    {"force_empty", kV1, FileScope::kEverywhere, nullptr, write_force_empty},
+    {"stat", kV1, FileScope::kEverywhere, read_stat, nullptr},
+    // cgroup v2
+    {"current", kV2, FileScope::kNonRoot, read_usage, nullptr},
+    {"max", kV2, FileScope::kNonRoot, read_max, write_max},
+    {"peak", kV2, FileScope::kNonRoot, read_max_usage, nullptr},
+    {"events", kV2, FileScope::kNonRoot, read_events, nullptr},
+    {"events.local", kV2, FileScope::kNonRoot, read_events_local, nullptr},
+};
+
+}  // namespace
+
+std::span<const ControlFileSpec> MemoryController::files() const { return kFiles; }
+
+Result<std::unique_ptr<Css>> MemoryController::css_alloc(Css* parent) {
+  if (!parent) {
+    // Registration runs css_alloc(nullptr) with the cgroup mutex held.
+    engine()->cgroup_mutex().AssertHeld();
+    Result<int> slot = engine()->reserve_mm_slot_locked();
+    if (!slot.ok()) return slot.status();
+    slot_ = *slot;
+  }
+  try {
+    auto css = std::make_unique<MemCss>(parent ? &of(*parent) : nullptr, registry_);
+    if (!parent) root_ = css.get();
+    return std::unique_ptr<Css>(std::move(css));
+  } catch (const std::bad_alloc&) {
+    return Status::Error(ENOMEM, "out of memory for a memory cgroup");
+  }
+}
+
+// Charges never stay in an offline css (older, 3.x, kernels reparented them at
+// rmdir the same way): the ledgers then point at live csses only and need
+// no css references of their own. The address spaces that point at the css
+// find their way up lazily (memcg_of). The css's children went offline
+// before it and were emptied into it, so everything it counts is local.
+void MemoryController::css_offline(Css& c) {
+  MemCss& css = of(c);
+  if (!css.up()) return;  // a root goes offline only as its engine dies
+  MemCss& parent = *css.up();
+  ledgers_.lock_all();
+  css.dying.store(true);
+  ledgers_.for_each_locked([&](const Mm*, Ledger& ledger) {
+    if (LedgerEntry* e = find_entry(ledger, &css)) move_entry(ledger, *e, parent);
+  });
+  const int64_t local = css.local.exchange(0);
+  css.counter.uncharge(local, &parent.counter);
+  parent.local.fetch_add(local);
+  ledgers_.unlock_all();
+}
+
+// ------------------------------------------------------------ mm->memcg
+
+MemCss& MemoryController::memcg_of(Mm& mm) {
+  mm.mmap_lock().AssertReaderHeld();
+  Css* css = mm.slot(slot_);
+  if (css && alive(*css)) return of(*css);
+  // Never set (an address space older than the controller: every task was
+  // in a root then), or offline: the nearest online ancestor, which a
+  // delegated subtree cannot escape (seed 003).
+  Css* target = css ? css->parent() : nullptr;
+  while (target && !alive(*target)) target = target->parent();
+  if (!target) target = root_;
+  target->get();
+  if (Css* old = mm.exchange_slot(slot_, target)) old->put();
+  return of(*target);
+}
+
+bool MemoryController::alive(Css& css) { return css.online() && !of(css).dying.load(); }
+
+void MemoryController::move_entry(Ledger& ledger, LedgerEntry& e, MemCss& to) {
+  if (LedgerEntry* t = find_entry(ledger, &to)) {
+    t->bytes += e.bytes;
+    ledger.erase(ledger.begin() + (&e - ledger.data()));
+  } else {
+    e.css = &to;  // the bytes keep their place in the charge order
+  }
+}
+
+MemoryController::LedgerEntry* MemoryController::find_entry(Ledger& ledger, const MemCss* css) {
+  for (LedgerEntry& e : ledger)
+    if (e.css == css) return &e;
+  return nullptr;
+}
+
+MemCss* MemoryController::owner_of(MemCss& charged, const PageCounter* counter) {
+  for (MemCss* c = &charged; c; c = c->up())
+    if (&c->counter == counter) return c;
+  return &charged;  // unreachable: the refusing counter is on the path
+}
+
+void MemoryController::count_max_event(MemCss& refused) {
+  refused.max_events_local.fetch_add(1);
+  for (MemCss* c = &refused; c && c->up(); c = c->up()) c->max_events.fetch_add(1);
+}
+
+// ------------------------------------------------------------ charges
+
+Status MemoryController::charge_locked(Mm& mm, int64_t bytes, uint64_t* refused) {
+  mm.mmap_lock().AssertHeld();
+  auto& shard = ledgers_.shard(&mm);
+  for (;;) {
+    MemCss& css = memcg_of(mm);
+    MutexLock lock(shard.mu);
+    // css_offline marks a css dying and empties it with every shard mutex
+    // held: checked under ours, no charge can land in it afterwards.
+    if (css.dying.load()) continue;
+    Ledger* ledger;
+    try {
+      ledger = &shard.map[&mm];
+    } catch (const std::bad_alloc&) {
+      return Status::Error(ENOMEM, "out of memory for an address space's charge record");
+    }
+    LedgerEntry* e = find_entry(*ledger, &css);
+    bool added = false;
+    if (!e) {
+      try {
+        ledger->insert(ledger->begin(), LedgerEntry{&css, 0});
+      } catch (const std::bad_alloc&) {
+        if (ledger->empty()) shard.map.erase(&mm);
+        return Status::Error(ENOMEM, "out of memory for an address space's charge record");
+      }
+      added = true;
+      e = &ledger->front();
+    }
+    if (PageCounter* r = css.counter.try_charge(bytes)) {
+      MemCss* owner = owner_of(css, r);
+      count_max_event(*owner);
+      // Paths need the cgroup mutex; the id is immutable. A root css may
+      // change cgroups on a rebind, but a root has no limit.
+      const Cgroup* cg = owner->cgroup();
+      *refused = cg ? cg->id() : 0;
+      if (added) ledger->erase(ledger->begin());
+      if (ledger->empty()) shard.map.erase(&mm);
+      return Status::Error(ENOMEM, "memory limit reached in cgroup id " + std::to_string(*refused));
+    }
+    e->bytes += bytes;
+    // Most recently charged first.
+    const auto pos = ledger->begin() + (e - ledger->data());
+    std::rotate(ledger->begin(), pos, pos + 1);
+    css.local.fetch_add(bytes);
+    mm.charged.fetch_add(bytes);
+    return Status::Ok();
+  }
+}
+
+Status MemoryController::charge(Engine& engine, Pid pid, int64_t bytes) {
+  if (&engine != this->engine()) return Status::Error(EINVAL, "not this controller's engine");
+  Result<int64_t> n = page_round_up(bytes);
+  if (!n.ok()) return n.status();
+  if (*n == 0) return Status::Ok();
+  Result<MmRef> mm = engine.mm_of(pid);
+  if (!mm.ok()) return mm.status();
+  for (int attempt = 0;; ++attempt) {
+    uint64_t refused = 0;
+    Status st;
+    {
+      ExclusiveLock<RwSem> l((*mm)->mmap_lock());
+      st = charge_locked(**mm, *n, &refused);
+    }
+    if (st.ok() || !refused || attempt > 0 || !reclaim_) return st;
+    // Nothing is held across the hook: it may uncharge other address
+    // spaces (taking their mmap_locks) or write limits.
+    reclaim_(engine, refused, *n);
+  }
+}
+
+Status MemoryController::uncharge(Engine& engine, Pid pid, int64_t bytes) {
+  if (&engine != this->engine()) return Status::Error(EINVAL, "not this controller's engine");
+  Result<int64_t> n = page_round_up(bytes);
+  if (!n.ok()) return n.status();
+  Result<MmRef> mmr = engine.mm_of(pid);
+  if (!mmr.ok()) return mmr.status();
+  Mm& mm = **mmr;
+  ExclusiveLock<RwSem> l(mm.mmap_lock());
+  if (*n > mm.charged.load())
+    return Status::Error(EINVAL, "uncharging " + std::to_string(*n) +
+                                     " bytes, the address space holds " +
+                                     std::to_string(mm.charged.load()));
+  if (*n == 0) return Status::Ok();
+  auto& shard = ledgers_.shard(&mm);
+  MutexLock lock(shard.mu);
+  auto it = shard.map.find(&mm);
+  Ledger& ledger = it->second;  // present: charged > 0
+  int64_t left = *n;
+  for (size_t i = 0; i < ledger.size() && left > 0;) {
+    LedgerEntry& e = ledger[i];
+    const int64_t take = std::min(left, e.bytes);
+    e.css->counter.uncharge(take);
+    e.css->local.fetch_sub(take);
+    e.bytes -= take;
+    left -= take;
+    if (e.bytes == 0) {
+      ledger.erase(ledger.begin() + static_cast<ptrdiff_t>(i));
+    } else {
+      ++i;
+    }
+  }
+  if (ledger.empty()) shard.map.erase(it);
+  mm.charged.fetch_sub(*n);
+  return Status::Ok();
+}
+
+int64_t MemoryController::charged_in(const Mm& mm, const MemCss& css) {
+  auto& shard = ledgers_.shard(&mm);
+  MutexLock lock(shard.mu);
+  auto it = shard.map.find(&mm);
+  if (it == shard.map.end()) return 0;
+  for (const LedgerEntry& e : it->second)
+    if (e.css == &css) return e.bytes;
+  return 0;
+}
+
+Status MemoryController::force_empty_locked(Engine& engine, MemCss& css) {
+  engine.cgroup_mutex().AssertHeld();
+  // Only a migration (cgroup mutex, which we hold) puts tasks into a cgroup
+  // without any, so the answer holds until we return.
+  if (!engine.cgroup_tids(*css.cgroup()).empty())
+    return Status::Error(EBUSY, "the cgroup has tasks");
+  MemCss& parent = *css.up();
+  ledgers_.lock_all();
+  ledgers_.for_each_locked([&](const Mm*, Ledger& ledger) {
+    LedgerEntry* e = find_entry(ledger, &css);
+    if (!e) return;
+    const int64_t b = e->bytes;
+    // Only this level loses the bytes: the parent already counts them.
+    css.counter.uncharge(b, &parent.counter);
+    css.local.fetch_sub(b);
+    parent.local.fetch_add(b);
+    move_entry(ledger, *e, parent);
+  });
+  ledgers_.unlock_all();
+  return Status::Ok();
+}
+
+// ------------------------------------------------------------ fork / exec / exit
+
+namespace {
+// A brand-new address space: the child leads a new process (tid == tgid)
+// and is the only user of its mm (a CLONE_VM child shares its parent's; a
+// thread joins a process that has one).
+bool has_new_mm(Task& child) {
+  Process& p = child.process();
+  return child.tid() == p.tgid() && p.mm()->users() == 1;
+}
+}  // namespace
+
+Status MemoryController::can_fork(Task& child, CssSet& cset) {
+  if (!has_new_mm(child)) return Status::Ok();
+  Mm& mm = *child.process().mm();
+  if (mm.slot(slot_)) return Status::Ok();
+  Css* css = cset.css(id());
+  css->get();
+  if (Css* old = mm.exchange_slot(slot_, css)) old->put();
+  return Status::Ok();
+}
+
+void MemoryController::cancel_fork(Task& child, CssSet& cset) {
+  if (!has_new_mm(child)) return;
+  Mm& mm = *child.process().mm();
+  if (mm.slot(slot_) != cset.css(id())) return;
+  if (Css* old = mm.exchange_slot(slot_, nullptr)) old->put();
+}
+
+void MemoryController::exec(Task& task) {
+  Mm& mm = *task.process().mm();
+  Css* css = task.cset()->css(id());
+  css->get();
+  if (Css* old = mm.exchange_slot(slot_, css)) old->put();
+}
+
+void MemoryController::mm_release(Mm& mm) {
+  if (mm.charged.load() == 0) return;  // no ledger without charges
+  auto& shard = ledgers_.shard(&mm);
+  MutexLock lock(shard.mu);
+  auto it = shard.map.find(&mm);
+  if (it == shard.map.end()) return;
+  for (LedgerEntry& e : it->second) {
+    e.css->counter.uncharge(e.bytes);
+    e.css->local.fetch_sub(e.bytes);
+  }
+  shard.map.erase(it);
+  mm.charged.store(0);
+}
+
+// ------------------------------------------------------------ migration
+
+Status MemoryController::can_attach(TaskSet& tset) {
+  Engine& engine = tset.engine();
+  engine.cgroup_mutex().AssertHeld();
+  moves_.clear();
+  switches_.clear();
+  deferred_puts_.clear();
+  // cgroup v2 has no charge moving (and no move_charge_at_immigrate file);
+  // a root css rebound from v1 may still carry bits.
+  const bool may_move = !engine.hierarchy_of_locked(id()).is_default();
+  size_t nr_leaders = 0;
+  tset.for_each([&](Task& t, CssSet*, CssSet&) { nr_leaders += is_leader(t); });
+  try {
+    moves_.reserve(nr_leaders);
+    switches_.reserve(nr_leaders);
+    // attach puts the reference each switch replaces.
+    deferred_puts_.reserve(nr_leaders);
+  } catch (const std::bad_alloc&) {
+    return Status::Error(ENOMEM, "out of memory preparing a memory cgroup migration");
+  }
+  Status st;
+  tset.for_each([&](Task& t, CssSet* src, CssSet& dst) {
+    if (!st.ok() || !is_leader(t)) return;
+    MemCss& from = of(*src->css(id()));
+    MemCss& to = of(*dst.css(id()));
+    if (&from == &to) return;
+    Mm& mm = *t.process().mm();
+    MemCss& cur = memcg_of(mm);
+    switches_.push_back(Switch{&mm, &to});
+    // Seed 003: charges move only with a leader in the memcg of the mm.
+    if (!may_move || !(to.move_flags.load() & MemCss::kMoveAnon) || &cur != &from) return;
+    for (const Move& m : moves_)
+      if (m.mm == &mm) return;  // a CLONE_VM sharer already moves it
+    auto& shard = ledgers_.shard(&mm);
+    MutexLock lock(shard.mu);
+    auto it = shard.map.find(&mm);
+    if (it == shard.map.end()) return;
+    Ledger& ledger = it->second;
+    LedgerEntry* e = find_entry(ledger, &from);
+    if (!e) return;
+    const int64_t bytes = e->bytes;
+    bool added = false;
+    if (!find_entry(ledger, &to)) {
+      try {
+        ledger.push_back(LedgerEntry{&to, 0});
+      } catch (const std::bad_alloc&) {
+        st = Status::Error(ENOMEM, "out of memory preparing a charge move");
+        return;
+      }
+      added = true;
+    }
+    // Common ancestors keep their charge: only the paths below them change.
+    const PageCounter* stop = PageCounter::common_ancestor(&from.counter, &to.counter);
+    if (PageCounter* r = to.counter.try_charge(bytes, stop, /*raise_watermark=*/false)) {
+      MemCss* owner = owner_of(to, r);
+      count_max_event(*owner);
+      if (added) ledger.pop_back();
+      std::string where = owner->cgroup() ? owner->cgroup()->path() : "?";
+      st = Status::Error(ENOMEM, "moving " + std::to_string(bytes) +
+                                     " charged bytes would exceed the memory limit of " + where);
+      return;
+    }
+    moves_.push_back(Move{&mm, &ledger, &from, &to, stop, bytes, added});
+  });
+  if (!st.ok()) {
+    cancel_moves();
+    switches_.clear();
+  }
+  return st;
+}
+
+void MemoryController::cancel_moves() {
+  for (size_t i = moves_.size(); i-- > 0;) {
+    Move& m = moves_[i];
+    m.to->counter.uncharge(m.bytes, m.stop);
+    if (!m.added_to_entry) continue;
+    auto& shard = ledgers_.shard(m.mm);
+    MutexLock lock(shard.mu);
+    LedgerEntry* e = find_entry(*m.ledger, m.to);
+    m.ledger->erase(m.ledger->begin() + (e - m.ledger->data()));
+  }
+  moves_.clear();
+}
+
+void MemoryController::cancel_attach(TaskSet&) {
+  cancel_moves();
+  switches_.clear();
+  deferred_puts_.clear();
+}
+
+// The commit. The ledgers of the moving address spaces are changed in place
+// without their shard mutex: every other party that touches one holds its
+// mmap_lock exclusive (excluded: we hold it shared), the cgroup mutex
+// (force_empty, the checker: excluded), or its last reference (mm_release:
+// the mm is in use). Erasing from a vector neither allocates nor throws.
+void MemoryController::attach(TaskSet&) noexcept {
+  for (Move& m : moves_) {
+    Ledger& ledger = *m.ledger;
+    LedgerEntry* f = find_entry(ledger, m.from);
+    LedgerEntry* t = find_entry(ledger, m.to);
+    m.from->counter.uncharge(m.bytes, m.stop);
+    m.to->counter.raise_watermark(m.stop);
+    m.from->local.fetch_sub(m.bytes);
+    m.to->local.fetch_add(m.bytes);
+    if (m.added_to_entry) {
+      // The moved bytes keep their place in the charge order: the source's
+      // entry becomes the destination's, the placeholder goes.
+      std::swap(f->css, t->css);
+      f->bytes = m.bytes;
+      t->bytes = 0;
+      ledger.erase(ledger.begin() + (t - ledger.data()));
+    } else {
+      t->bytes += m.bytes;
+      ledger.erase(ledger.begin() + (f - ledger.data()));
+    }
+  }
+  for (const Switch& s : switches_) {
+    s.to->get();
+    if (Css* old = s.mm->exchange_slot(slot_, s.to)) deferred_puts_.push_back(old);
+  }
+}
+
+void MemoryController::post_attach(TaskSet&) {
+  for (Css* css : deferred_puts_) css->put();
+  deferred_puts_.clear();
+  moves_.clear();
+  switches_.clear();
+}
+
+// ------------------------------------------------------------ invariants
+
+Status MemoryController::check_invariants(Engine&) {
+  std::unordered_map<const ChargeCss*, int64_t> local_want;
+  Status st;
+  ledgers_.lock_all();
+  ledgers_.for_each_locked([&](const Mm* mm, Ledger& ledger) {
+    if (!st.ok()) return;
+    if (ledger.empty()) st = Status::Error(EIO, "an empty charge record was kept");
+    int64_t sum = 0;
+    for (const LedgerEntry& e : ledger) {
+      if (e.bytes <= 0) st = Status::Error(EIO, "a charge record entry holds no bytes");
+      if (e.css->dying.load()) st = Status::Error(EIO, "charges left in an offline memory cgroup");
+      local_want[e.css] += e.bytes;
+      sum += e.bytes;
+    }
+    if (sum != mm->charged.load())
+      st = Status::Error(EIO, "an address space's charges add up to " + std::to_string(sum) +
+                                  ", Mm::charged says " + std::to_string(mm->charged.load()));
+  });
+  if (st.ok()) st = registry_.check(local_want);
+  ledgers_.unlock_all();
+  return st;
+}
+
+}  // namespace cgcore

@@ -1,0 +1,261 @@
+#include "controllers/page_counter.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <unordered_map>
+
+#include "core/cgroup.h"
+
+namespace cgcore {
+
+namespace {
+
+[[noreturn]] void accounting_bug(const char* what, int64_t a, int64_t b) {
+  std::fprintf(stderr, "cgcore: page counter: %s (%lld, %lld)\n", what, static_cast<long long>(a),
+               static_cast<long long>(b));
+  std::abort();
+}
+
+std::string css_name(const ChargeCss& css) {
+  const Cgroup* cg = css.cgroup();
+  std::string name = cg ? cg->path() : std::string("?");
+  if (!css.online()) name += " (offline)";
+  return name;
+}
+
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+std::string_view strip(std::string_view s) {
+  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
+  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+int digit_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return 99;
+}
+
+// The kernel's radix fix-up for base 0: "0x" followed by a hex digit is hex,
+// another leading 0 octal, anything else decimal. Consumes the "0x".
+unsigned radix_of(std::string_view& s) {
+  if (!s.empty() && s[0] == '0') {
+    if (s.size() >= 3 && (s[1] == 'x' || s[1] == 'X') && digit_value(s[2]) < 16) {
+      s.remove_prefix(2);
+      return 16;
+    }
+    return 8;
+  }
+  return 10;
+}
+
+}  // namespace
+
+// ------------------------------------------------------------ PageCounter
+
+namespace {
+void raise_to(std::atomic<int64_t>& watermark, int64_t now) {
+  int64_t w = watermark.load();
+  while (now > w && !watermark.compare_exchange_weak(w, now)) {
+  }
+}
+}  // namespace
+
+void PageCounter::raise_watermark(const PageCounter* stop) {
+  for (PageCounter* c = this; c != stop; c = c->parent_) raise_to(c->watermark_, c->usage_.load());
+}
+
+PageCounter* PageCounter::try_charge(int64_t bytes, const PageCounter* stop, bool raise_watermark) {
+  for (PageCounter* c = this; c != stop; c = c->parent_) {
+    int64_t u = c->usage_.load();
+    bool ok = true;
+    for (;;) {
+      // limit - u may be negative (over a forced limit); bytes >= 0.
+      if (bytes > c->limit_.load() - u) {
+        ok = false;
+        break;
+      }
+      if (c->usage_.compare_exchange_weak(u, u + bytes)) break;
+    }
+    // A set_limit that slipped in between the check and the exchange saw
+    // the old usage; looking at the limit again after our exchange closes
+    // that window (set_limit looks at the usage again after its exchange).
+    if (ok && u + bytes > c->limit_.load()) {
+      c->usage_.fetch_sub(bytes);
+      ok = false;
+    }
+    if (!ok) {
+      c->failcnt_.fetch_add(1);
+      for (PageCounter* d = this; d != c; d = d->parent_) d->usage_.fetch_sub(bytes);
+      return c;
+    }
+    if (raise_watermark) raise_to(c->watermark_, u + bytes);
+  }
+  return nullptr;
+}
+
+void PageCounter::uncharge(int64_t bytes, const PageCounter* stop) {
+  for (PageCounter* c = this; c != stop; c = c->parent_) {
+    const int64_t old = c->usage_.fetch_sub(bytes);
+    if (old < bytes) accounting_bug("uncharging more than is charged", old, bytes);
+  }
+}
+
+Status PageCounter::set_limit(int64_t bytes) {
+  if (usage_.load() > bytes)
+    return Status::Error(EBUSY, "usage " + std::to_string(usage_.load()) +
+                                    " is above the new limit " + std::to_string(bytes));
+  const int64_t old = limit_.exchange(bytes);
+  // A charge that read the old limit and landed after our first look.
+  if (bytes >= old || usage_.load() <= bytes) return Status::Ok();
+  limit_.store(old);
+  return Status::Error(EBUSY, "usage rose above the new limit " + std::to_string(bytes));
+}
+
+const PageCounter* PageCounter::common_ancestor(const PageCounter* a, const PageCounter* b) {
+  auto depth = [](const PageCounter* c) {
+    int d = 0;
+    for (; c; c = c->parent_) ++d;
+    return d;
+  };
+  int da = depth(a), db = depth(b);
+  for (; da > db; --da) a = a->parent_;
+  for (; db > da; --db) b = b->parent_;
+  while (a != b) {
+    a = a->parent_;
+    b = b->parent_;
+  }
+  return a;
+}
+
+// ------------------------------------------------------------ ChargeCss
+
+ChargeCss::ChargeCss(ChargeCss* parent, CssRegistry& registry)
+    : counter(parent ? &parent->counter : nullptr), up_(parent), registry_(registry) {
+  MutexLock lock(registry_.mu_);
+  registry_.csses_.push_back(*this);
+}
+
+ChargeCss::~ChargeCss() {
+  MutexLock lock(registry_.mu_);
+  registry_node_.unlink();
+}
+
+bool CssRegistry::contains(const ChargeCss* css) const {
+  MutexLock lock(mu_);
+  for (const ChargeCss& c : csses_)
+    if (&c == css) return true;
+  return false;
+}
+
+Status CssRegistry::check(const std::unordered_map<const ChargeCss*, int64_t>& local_want) const {
+  MutexLock lock(mu_);
+  std::unordered_map<const ChargeCss*, int64_t> children_usage;
+  size_t nr_known = 0;
+  for (const ChargeCss& c : csses_) {
+    if (c.up()) children_usage[c.up()] += c.counter.usage();
+    if (local_want.count(&c)) ++nr_known;
+  }
+  if (nr_known != local_want.size())
+    return Status::Error(EIO, "an address space charges a css that no longer exists");
+  for (const ChargeCss& c : csses_) {
+    const int64_t usage = c.counter.usage();
+    const int64_t local = c.local.load();
+    auto ch = children_usage.find(&c);
+    const int64_t children = ch == children_usage.end() ? 0 : ch->second;
+    auto w = local_want.find(&c);
+    const int64_t want = w == local_want.end() ? 0 : w->second;
+    const std::string name = css_name(c);
+    if (local < 0) return Status::Error(EIO, name + ": negative local charge");
+    if (usage != local + children)
+      return Status::Error(EIO, name + ": usage " + std::to_string(usage) + " != local " +
+                                    std::to_string(local) + " + children " +
+                                    std::to_string(children));
+    if (local != want)
+      return Status::Error(EIO, name + ": local charge " + std::to_string(local) +
+                                    ", but address spaces hold " + std::to_string(want));
+    if (c.counter.watermark() < usage) return Status::Error(EIO, name + ": watermark below usage");
+    if (c.counter.failcnt() < 0) return Status::Error(EIO, name + ": negative failcnt");
+  }
+  return Status::Ok();
+}
+
+// ------------------------------------------------------------ parsing
+
+Result<int64_t> parse_memory_size(std::string_view text, std::string_view unlimited_word) {
+  std::string_view s = strip(text);
+  if (s == unlimited_word) return kUnlimited;
+  const std::string bad = "invalid memory size '" + std::string(s) + "'";
+  // simple_strtoull: digits in the radix, wrapping silently on overflow.
+  const unsigned radix = radix_of(s);
+  uint64_t v = 0;
+  while (!s.empty() && static_cast<unsigned>(digit_value(s[0])) < radix) {
+    v = v * radix + static_cast<unsigned>(digit_value(s[0]));
+    s.remove_prefix(1);
+  }
+  // memparse's suffixes, K to E: each another factor of 1024.
+  if (!s.empty()) {
+    const char c = static_cast<char>(s[0] | 0x20);  // ASCII lower case
+    if (const size_t i = std::string_view("kmgtpe").find(c); i != std::string_view::npos) {
+      v <<= 10 * (i + 1);
+      s.remove_prefix(1);
+    }
+  }
+  if (!s.empty()) return Status::Error(EINVAL, bad);
+  const uint64_t pages = v / kPageSize;
+  const uint64_t max_pages = static_cast<uint64_t>(kUnlimited / kPageSize);
+  return static_cast<int64_t>((pages < max_pages ? pages : max_pages) * kPageSize);
+}
+
+Result<uint64_t> parse_u64(std::string_view text) {
+  std::string_view s = text;
+  const std::string bad = "invalid number '" + std::string(strip(text)) + "'";
+  if (!s.empty() && s[0] == '+') s.remove_prefix(1);
+  const unsigned radix = radix_of(s);
+  uint64_t v = 0;
+  bool overflow = false;
+  size_t n = 0;
+  while (!s.empty() && static_cast<unsigned>(digit_value(s[0])) < radix) {
+    const unsigned d = static_cast<unsigned>(digit_value(s[0]));
+    if (v > (UINT64_MAX - d) / radix) overflow = true;
+    v = v * radix + d;
+    s.remove_prefix(1);
+    ++n;
+  }
+  if (n == 0) return Status::Error(EINVAL, bad);
+  if (overflow) return Status::Error(ERANGE, "number out of range");
+  if (!s.empty() && s[0] == '\n') s.remove_prefix(1);
+  if (!s.empty()) return Status::Error(EINVAL, bad);
+  return v;
+}
+
+std::string format_line(int64_t value) { return std::to_string(value) + "\n"; }
+
+Result<int64_t> page_round_up(int64_t bytes) {
+  if (bytes < 0) return Status::Error(EINVAL, "negative size " + std::to_string(bytes));
+  if (bytes > kUnlimited) return Status::Error(ENOMEM, "size beyond any limit");
+  return (bytes + kPageSize - 1) / kPageSize * kPageSize;
+}
+
+Status write_limit_v1(ChargeCss& css, std::string_view text) {
+  Result<int64_t> bytes = parse_memory_size(text, "-1");
+  if (!bytes.ok()) return bytes.status();
+  if (css.is_root()) return Status::Error(EINVAL, "the root cgroup's limit cannot be set");
+  return css.counter.set_limit(*bytes);
+}
+
+Status write_reset_watermark(ChargeCss& css, std::string_view) {
+  css.counter.reset_watermark();
+  return Status::Ok();
+}
+
+Status write_reset_failcnt(ChargeCss& css, std::string_view) {
+  css.counter.reset_failcnt();
+  return Status::Ok();
+}
+
+}  // namespace cgcore

@@ -1,0 +1,505 @@
+// The host backend with real processes: every process here is one the test
+// started (a /bin/sleep, or this binary re-run as a helper), in a process
+// group of its own, killed and reaped by its guard also when a test fails.
+// Each following test runs twice: through the process-events connector
+// (skipped with a message where it is unavailable: it needs root in the
+// initial namespaces) and through the /proc rescan fallback.
+#include <sched.h>
+#include <sys/resource.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <set>
+
+#include "host/procfs.h"
+#include "tests/host/host_test_util.h"
+
+namespace cgcore::host::testing {
+namespace {
+
+// ---------------------------------------------------------------- helpers
+// The test binary re-run with CGCORE_HOST_TEST_HELPER=mode[:arg[:arg]] turns
+// into one of these before main (and before GoogleTest) runs.
+
+[[noreturn]] void park() {
+  for (;;) ::pause();
+}
+
+[[noreturn]] void exec_sleep() {
+  ::execl("/bin/sleep", "sleep", "1000", static_cast<char*>(nullptr));
+  ::_exit(127);
+}
+
+int helper_main(const std::string& spec) {
+  std::vector<std::string> a;
+  std::stringstream ss(spec);
+  for (std::string part; std::getline(ss, part, ':');) a.push_back(part);
+  auto num = [&](size_t i) { return i < a.size() ? std::atol(a[i].c_str()) : 0L; };
+  const std::string& mode = a.at(0);
+  if (mode == "threads") {  // threads:N — N extra threads, all parked
+    for (long i = 0; i < num(1); ++i) std::thread(park).detach();
+    park();
+  }
+  if (mode == "thread_exec") {  // thread_exec:MS — a non-leader thread execs sleep after MS
+    const long ms = num(1);
+    std::thread([ms] {
+      ::usleep(static_cast<useconds_t>(ms * 1000));
+      exec_sleep();
+    }).detach();
+    park();
+  }
+  if (mode == "fork_after") {  // fork_after:MS — forks a sleep after MS
+    ::usleep(static_cast<useconds_t>(num(1) * 1000));
+    if (::fork() == 0) exec_sleep();
+    park();
+  }
+  if (mode == "threads_after") {  // threads_after:MS:N — N parked threads after MS
+    ::usleep(static_cast<useconds_t>(num(1) * 1000));
+    for (long i = 0; i < num(2); ++i) std::thread(park).detach();
+    park();
+  }
+  if (mode == "alloc_after") {  // alloc_after:MS:MB — touches MB MiB of anonymous memory after MS
+    ::usleep(static_cast<useconds_t>(num(1) * 1000));
+    const size_t bytes = static_cast<size_t>(num(2)) << 20;
+    auto* p = static_cast<volatile char*>(std::malloc(bytes));
+    for (size_t i = 0; p && i < bytes; i += 4096) p[i] = 1;
+    park();
+  }
+  if (mode == "setuid") {  // setuid:UID — drops to UID (real, effective, saved)
+    const auto id = static_cast<uid_t>(num(1));
+    if (::setresgid(id, id, id) != 0 || ::setresuid(id, id, id) != 0) ::_exit(126);
+    park();
+  }
+  return 125;
+}
+
+struct HelperHook {
+  HelperHook() {
+    if (const char* mode = std::getenv(kHelperEnv)) ::_exit(helper_main(mode));
+  }
+} helper_hook;
+
+// ---------------------------------------------------------------- fixture
+
+bool have_proc() { return ::access("/proc/self/stat", R_OK) == 0; }
+
+class Follow : public HostFixture, public ::testing::WithParamInterface<bool> {
+ protected:
+  void SetUp() override {
+    if (!have_proc()) GTEST_SKIP() << "no /proc on this machine";
+    HostFixture::SetUp();
+  }
+  // Starts a tracker: through the connector (GetParam()) or rescanning.
+  // Skips the test if the connector was asked for and is unavailable.
+  void start(HostOptions o = {}) {
+    o.use_connector = GetParam();
+    o.rescan_ms = 50;
+    if (o.memory_sync_ms == 1000) o.memory_sync_ms = 0;
+    make_tracker(std::move(o));
+    ASSERT_TRUE(tracker->start().ok());
+    if (GetParam() && !tracker->using_connector())
+      GTEST_SKIP() << "process-events connector unavailable (needs root in the initial user and "
+                      "network namespaces): "
+                   << all_logs();
+  }
+  void enable(const std::string& controllers) {
+    ASSERT_EQ(echo("/cgroup.subtree_control", controllers), 0);
+  }
+};
+
+// start() skips the test where the connector is unavailable; GTEST_SKIP in
+// a helper only leaves the helper, so the test body returns here.
+#define START(...)                               \
+  do {                                           \
+    start(__VA_ARGS__);                          \
+    if (IsSkipped() || HasFatalFailure()) return; \
+  } while (0)
+
+std::string mode_name(const ::testing::TestParamInfo<bool>& info) {
+  return info.param ? "Connector" : "Rescan";
+}
+
+// ---------------------------------------------------------------- the mirror
+
+TEST_P(Follow, InitialScanFindsThisProcessAndChildren) {
+  Child sleeper = Child::sleep();
+  Child threaded = Child::helper("threads:3");
+  ASSERT_TRUE(sleeper.ok() && threaded.ok());
+  // The helper is ready when it runs its three extra threads (a
+  // ThreadSanitizer build may add one of its own).
+  ASSERT_TRUE(eventually([&] { return proc_tids(threaded.pid()).size() >= 4; }));
+  ASSERT_TRUE(eventually([&] { return status_field(sleeper.pid(), "Name") == "sleep"; }));
+  START();
+  EXPECT_TRUE(has_process(::getpid()));
+  EXPECT_TRUE(has_task(::getpid()));
+  EXPECT_EQ(cgroup_of(::getpid()), "/");
+  EXPECT_TRUE(has_process(sleeper.pid()));
+  EXPECT_EQ(engine.creds(sleeper.pid())->euid, ::geteuid());
+  EXPECT_EQ(engine.creds(sleeper.pid())->uid, ::getuid());
+  EXPECT_EQ(engine_tids(threaded.pid()), proc_tids(threaded.pid()));
+  EXPECT_EQ(engine.tgid_of(proc_tids(threaded.pid()).back()).value(), threaded.pid());
+  EXPECT_TRUE(has_process(1));
+  // Every process of the host is there: compare with a scan of our own.
+  ProcFs proc;
+  size_t missing = 0, seen = 0;
+  const std::vector<Pid> pids = proc.pids().value_or(std::vector<Pid>{});
+  for (Pid p : pids) {
+    auto snap = proc.process(p);
+    if (!snap) continue;
+    ++seen;
+    // Processes that started or ended meanwhile may differ; count misses.
+    if (!engine.tgid_of(p).ok()) ++missing;
+  }
+  EXPECT_LE(missing, seen / 10 + 2) << "of " << seen;
+}
+
+TEST_P(Follow, ForkAndExitAreFollowed) {
+  START();
+  enable("+pids");
+  ASSERT_EQ(mkdir("/a"), 0);
+  // A new child of this process lands in the root, as this process is.
+  Child c = Child::sleep();
+  ASSERT_TRUE(eventually([&] { return has_process(c.pid()); }));
+  EXPECT_EQ(cgroup_of(c.pid()), "/");
+  // A fork of a process in /a lands in /a.
+  Child h = Child::helper("fork_after:300");
+  ASSERT_TRUE(eventually([&] { return has_process(h.pid()); }));
+  ASSERT_EQ(echo("/a/cgroup.procs", std::to_string(h.pid())), 0);
+  std::vector<Pid> kids;
+  ASSERT_TRUE(eventually([&] { return (kids = proc_children(h.pid())).size() == 1; }));
+  const Pid gc = kids[0];
+  ASSERT_TRUE(eventually([&] { return has_process(gc); }));
+  EXPECT_EQ(cgroup_of(gc), "/a");
+  // pids.current is exact: every thread of both (a sanitizer build's helper
+  // runs an extra thread of its own).
+  ASSERT_TRUE(eventually([&] { return status_field(gc, "Name") == "sleep"; }));
+  const size_t expect = proc_tids(h.pid()).size() + proc_tids(gc).size();
+  EXPECT_TRUE(eventually([&] { return cat("/a/pids.current") == std::to_string(expect) + "\n"; }))
+      << cat("/a/pids.current") << " vs " << expect;
+  // Exits: a zombie is no longer a task; reaped or not.
+  c.signal(SIGKILL);
+  EXPECT_TRUE(eventually([&] { return !engine.tgid_of(c.pid()).ok(); }));
+  c.wait();
+  ::kill(gc, SIGKILL);
+  EXPECT_TRUE(eventually([&] { return !engine.tgid_of(gc).ok(); }));
+  EXPECT_TRUE(eventually([&] { return cat("/a/cgroup.procs") == std::to_string(h.pid()) + "\n"; }));
+  EXPECT_TRUE(engine.check_invariants().ok());
+}
+
+// A non-leader thread execs: it takes over the process id (de_thread). The
+// engine must end with one task, the process id, still in its cgroup.
+TEST_P(Follow, ExecFromANonLeaderThread) {
+  START();
+  ASSERT_EQ(mkdir("/a"), 0);
+  Child h = Child::helper("thread_exec:700");
+  ASSERT_TRUE(eventually([&] { return proc_tids(h.pid()).size() >= 2; }));
+  ASSERT_TRUE(eventually([&] { return engine_tids(h.pid()).size() >= 2; }));
+  ASSERT_EQ(echo("/a/cgroup.procs", std::to_string(h.pid())), 0);
+  ASSERT_TRUE(eventually([&] { return status_field(h.pid(), "Name") == "sleep"; }));
+  EXPECT_TRUE(eventually([&] { return engine_tids(h.pid()) == std::vector<Pid>{h.pid()}; }))
+      << ::testing::PrintToString(engine_tids(h.pid()));
+  EXPECT_EQ(proc_tids(h.pid()), std::vector<Pid>{h.pid()});
+  EXPECT_EQ(cgroup_of(h.pid()), "/a");
+  EXPECT_EQ(cat("/a/cgroup.threads"), std::to_string(h.pid()) + "\n");
+}
+
+TEST_P(Follow, CredentialsAreRead) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to start a process under another uid";
+  Child before = Child::helper("setuid:4321");
+  ASSERT_TRUE(eventually([&] { return status_field(before.pid(), "Uid").rfind("4321", 0) == 0; }));
+  START();
+  EXPECT_EQ(engine.creds(before.pid())->uid, 4321u);
+  EXPECT_EQ(engine.creds(before.pid())->euid, 4321u);
+  EXPECT_EQ(engine.creds(before.pid())->suid, 4321u);
+  EXPECT_EQ(engine.creds(before.pid())->egid, 4321u);
+  Child after = Child::helper("setuid:4322");
+  EXPECT_TRUE(eventually([&] {
+    auto c = engine.creds(after.pid());
+    return c.ok() && c->uid == 4322u && c->euid == 4322u && c->suid == 4322u;
+  }));
+}
+
+// `sleep 100 & echo $! > cgroup.procs` works even before the tracker heard
+// of the new process: the pid is looked up in /proc at once.
+TEST_P(Follow, WrittenPidIsLookedUpAtOnce) {
+  HostOptions o;
+  START(o);
+  ASSERT_EQ(mkdir("/a"), 0);
+  if (GetParam()) {
+    tracker->TEST_pause_events(true);  // the fork event waits in the socket
+  } else {
+    tracker->stop();  // no more rescans
+    make_tracker(HostOptions{.use_connector = false, .rescan_ms = 3600 * 1000, .memory_sync_ms = 0});
+    ASSERT_TRUE(tracker->start().ok());
+  }
+  Child c = Child::sleep();
+  EXPECT_FALSE(has_process(c.pid()));
+  EXPECT_EQ(echo("/a/cgroup.procs", std::to_string(c.pid())), 0);
+  EXPECT_EQ(cgroup_of(c.pid()), "/a");
+  if (GetParam()) {
+    // The queued fork and exec events change nothing now: no second task,
+    // no move back to the parent's cgroup.
+    const int64_t seen = tracker->events_seen();
+    tracker->TEST_pause_events(false);
+    EXPECT_TRUE(eventually([&] { return tracker->events_seen() > seen; }));
+    Child marker = Child::sleep();  // its events come after c's
+    EXPECT_TRUE(eventually([&] { return has_process(marker.pid()); }));
+  }
+  EXPECT_EQ(engine_tids(c.pid()), std::vector<Pid>{c.pid()});
+  EXPECT_EQ(cgroup_of(c.pid()), "/a");
+  EXPECT_EQ(cat("/a/cgroup.procs"), std::to_string(c.pid()) + "\n");
+  // A process whose parent the mirror knows starts in the parent's cgroups.
+  ASSERT_EQ(mkdir("/b"), 0);
+  Child h = Child::helper("fork_after:200");
+  ASSERT_TRUE(tracker->ensure_pid(h.pid()));
+  ASSERT_EQ(echo("/b/cgroup.procs", std::to_string(h.pid())), 0);
+  std::vector<Pid> kids;
+  ASSERT_TRUE(eventually([&] { return (kids = proc_children(h.pid())).size() == 1; }));
+  EXPECT_TRUE(tracker->ensure_pid(kids[0]));
+  EXPECT_EQ(cgroup_of(kids[0]), "/b");
+  EXPECT_EQ(echo("/a/cgroup.procs", "0x7ffffff0"), ESRCH);
+}
+
+// Events lost to a full socket buffer (ENOBUFS) are detected and the
+// mirror is rebuilt from /proc without losing or duplicating a task.
+TEST_P(Follow, LostEventsAreRecoveredFromProc) {
+  if (!GetParam()) GTEST_SKIP() << "the rescan fallback has no events to lose";
+  HostOptions o;
+  o.rcvbuf_bytes = 1;  // the kernel's minimum: a few events
+  START(o);
+  ASSERT_EQ(mkdir("/a"), 0);
+  tracker->TEST_pause_events(true);
+  std::vector<Child> kids;
+  for (int i = 0; i < 48; ++i) kids.push_back(Child::sleep());
+  Child gone = Child::sleep();
+  gone.signal(SIGKILL);
+  gone.wait();
+  ::usleep(100 * 1000);
+  tracker->TEST_pause_events(false);
+  EXPECT_TRUE(eventually([&] { return tracker->stats().overflows >= 1; }))
+      << "no overflow: the socket buffer held every event";
+  for (const Child& k : kids) {
+    EXPECT_TRUE(eventually([&] { return has_process(k.pid()); })) << k.pid();
+    EXPECT_EQ(engine_tids(k.pid()), std::vector<Pid>{k.pid()});
+  }
+  EXPECT_FALSE(has_process(gone.pid()));
+  // Each exactly once in the root's task list.
+  std::vector<Pid> root = engine.cgroup_tids(engine.default_hierarchy().root());
+  for (const Child& k : kids) EXPECT_EQ(std::count(root.begin(), root.end(), k.pid()), 1);
+  EXPECT_GE(tracker->resyncs(), 1);
+  // And they are followed afterwards.
+  for (const Child& k : kids) k.signal(SIGKILL);
+  for (Child& k : kids) k.wait();
+  for (const Child& k : kids) EXPECT_TRUE(eventually([&] { return !engine.tgid_of(k.pid()).ok(); }));
+  EXPECT_TRUE(engine.check_invariants().ok());
+}
+
+// The kernel has forked already when the tracker hears of it: a fork over
+// pids.max cannot be refused. The child is counted in its parent's cgroup
+// all the same (pids.current above pids.max, as a migration may leave it),
+// and pids.events counts the refusal.
+TEST_P(Follow, ForkOverPidsMaxIsCountedNotRefused) {
+  START();
+  enable("+pids");
+  ASSERT_EQ(mkdir("/p"), 0);
+  Child h = Child::helper("fork_after:300");
+  ASSERT_TRUE(tracker->ensure_pid(h.pid()));
+  const size_t threads = proc_tids(h.pid()).size();
+  ASSERT_EQ(echo("/p/pids.max", std::to_string(threads)), 0);
+  ASSERT_EQ(echo("/p/cgroup.procs", std::to_string(h.pid())), 0);
+  std::vector<Pid> kids;
+  ASSERT_TRUE(eventually([&] { return (kids = proc_children(h.pid())).size() == 1; }));
+  EXPECT_TRUE(eventually([&] { return cgroup_of(kids[0]) == "/p"; })) << all_logs();
+  // Exact, above the limit. (A ThreadSanitizer build's helper may start a
+  // thread of its own when it forks: count what /proc shows.)
+  EXPECT_TRUE(eventually([&] {
+    return cat("/p/pids.current") ==
+           std::to_string(proc_tids(h.pid()).size() + proc_tids(kids[0]).size()) + "\n";
+  })) << cat("/p/pids.current");
+  EXPECT_NE(cat("/p/pids.events"), "max 0\n");
+  EXPECT_GE(tracker->stats().forks_over_limit, 1);
+}
+
+// A thread over pids.max: the engine has no way to record it, so it is
+// retried until the limit allows it (and pids.events counts refusals).
+TEST_P(Follow, ThreadOverPidsMaxIsRetried) {
+  START();
+  enable("+pids");
+  ASSERT_EQ(mkdir("/p"), 0);
+  Child h = Child::helper("threads_after:300:2");
+  ASSERT_TRUE(tracker->ensure_pid(h.pid()));
+  const size_t threads = proc_tids(h.pid()).size();
+  ASSERT_EQ(echo("/p/pids.max", std::to_string(threads)), 0);
+  ASSERT_EQ(echo("/p/cgroup.procs", std::to_string(h.pid())), 0);
+  // (A ThreadSanitizer build's helper may add a thread of its own.)
+  ASSERT_TRUE(eventually([&] { return proc_tids(h.pid()).size() >= threads + 2; }));
+  EXPECT_TRUE(eventually([&] { return tracker->stats().threads_refused >= 1; }));
+  ::usleep(100 * 1000);
+  EXPECT_EQ(engine_tids(h.pid()).size(), threads);
+  EXPECT_EQ(cat("/p/pids.current"), std::to_string(threads) + "\n");
+  ASSERT_EQ(echo("/p/pids.max", "max"), 0);
+  EXPECT_TRUE(eventually([&] { return engine_tids(h.pid()) == proc_tids(h.pid()); }))
+      << ::testing::PrintToString(engine_tids(h.pid()));
+  EXPECT_EQ(cat("/p/pids.current"), std::to_string(proc_tids(h.pid()).size()) + "\n");
+}
+
+// ---------------------------------------------------------------- effects
+
+TEST_P(Follow, CpusetBecomesAffinity) {
+  cpu_set_t mine;
+  CPU_ZERO(&mine);
+  ASSERT_EQ(::sched_getaffinity(0, sizeof mine, &mine), 0);
+  if (!CPU_ISSET(0, &mine) || !CPU_ISSET(1, &mine))
+    GTEST_SKIP() << "needs CPUs 0 and 1 (this machine or this process has " << CPU_COUNT(&mine) << ")";
+  START();
+  enable("+cpuset");
+  ASSERT_EQ(mkdir("/c"), 0);
+  ASSERT_EQ(echo("/c/cpuset.cpus", "1"), 0);
+  Child c = Child::sleep();
+  ASSERT_TRUE(eventually([&] { return status_field(c.pid(), "Name") == "sleep"; }));
+  const std::string all = status_field(c.pid(), "Cpus_allowed_list");
+  // Attach.
+  ASSERT_EQ(echo("/c/cgroup.procs", std::to_string(c.pid())), 0);
+  EXPECT_EQ(status_field(c.pid(), "Cpus_allowed_list"), "1");
+  // cpuset.cpus changes.
+  ASSERT_EQ(echo("/c/cpuset.cpus", "0"), 0);
+  EXPECT_EQ(status_field(c.pid(), "Cpus_allowed_list"), "0");
+  // Fork: the child of a process in /c runs on /c's CPUs.
+  Child h = Child::helper("fork_after:300");
+  ASSERT_TRUE(tracker->ensure_pid(h.pid()));
+  ASSERT_EQ(echo("/c/cgroup.procs", std::to_string(h.pid())), 0);
+  std::vector<Pid> kids;
+  ASSERT_TRUE(eventually([&] { return (kids = proc_children(h.pid())).size() == 1; }));
+  EXPECT_TRUE(eventually([&] { return cgroup_of(kids[0]) == "/c"; }));
+  EXPECT_EQ(status_field(kids[0], "Cpus_allowed_list"), "0");
+  // Back to the root: every CPU again.
+  ASSERT_EQ(echo("/cgroup.procs", std::to_string(c.pid())), 0);
+  EXPECT_EQ(status_field(c.pid(), "Cpus_allowed_list"), all);
+  EXPECT_EQ(tracker->stats().affinity_errors, 0) << all_logs();
+}
+
+TEST_P(Follow, FreezeStopsAndThawContinues) {
+  START();
+  ASSERT_EQ(mkdir("/f"), 0);
+  Child a = Child::sleep(), b = Child::sleep(), user_stopped = Child::sleep();
+  ASSERT_TRUE(tracker->ensure_pid(a.pid()));
+  ASSERT_TRUE(tracker->ensure_pid(b.pid()));
+  ASSERT_TRUE(tracker->ensure_pid(user_stopped.pid()));
+  ASSERT_EQ(echo("/f/cgroup.procs", std::to_string(a.pid())), 0);
+  ASSERT_EQ(echo("/f/cgroup.procs", std::to_string(user_stopped.pid())), 0);
+  user_stopped.signal(SIGSTOP);  // job control, before the freeze
+  ASSERT_TRUE(eventually([&] { return proc_state(user_stopped.pid()) == 'T'; }));
+  ASSERT_EQ(echo("/f/cgroup.freeze", "1"), 0);
+  EXPECT_TRUE(eventually([&] { return proc_state(a.pid()) == 'T'; })) << proc_state(a.pid());
+  // Moved into a frozen cgroup: stopped too.
+  ASSERT_EQ(echo("/f/cgroup.procs", std::to_string(b.pid())), 0);
+  EXPECT_TRUE(eventually([&] { return proc_state(b.pid()) == 'T'; }));
+  // Continued by someone else while frozen: stopped again.
+  a.signal(SIGCONT);
+  (void)eventually([&] { return proc_state(a.pid()) != 'T'; }, 1000);
+  EXPECT_TRUE(eventually([&] { return proc_state(a.pid()) == 'T'; }));
+  ASSERT_EQ(echo("/f/cgroup.freeze", "0"), 0);
+  EXPECT_TRUE(eventually([&] { return proc_state(a.pid()) == 'S'; })) << proc_state(a.pid());
+  EXPECT_TRUE(eventually([&] { return proc_state(b.pid()) == 'S'; }));
+  // The job-control stop was not the freezer's to end.
+  ::usleep(200 * 1000);
+  EXPECT_EQ(proc_state(user_stopped.pid()), 'T');
+  // Freezing an ancestor freezes the descendants; moving out thaws.
+  ASSERT_EQ(mkdir("/f/g"), 0);
+  ASSERT_EQ(echo("/f/g/cgroup.procs", std::to_string(a.pid())), 0);
+  ASSERT_EQ(echo("/f/cgroup.procs", std::to_string(b.pid())), 0);
+  ASSERT_EQ(echo("/f/cgroup.freeze", "1"), 0);
+  EXPECT_TRUE(eventually([&] { return proc_state(a.pid()) == 'T'; }));
+  ASSERT_EQ(echo("/cgroup.procs", std::to_string(a.pid())), 0);
+  EXPECT_TRUE(eventually([&] { return proc_state(a.pid()) == 'S'; }));
+  EXPECT_TRUE(eventually([&] { return proc_state(b.pid()) == 'T'; }));
+  // Stopping the tracker continues what the freezer stopped.
+  tracker->stop();
+  EXPECT_TRUE(eventually([&] { return proc_state(b.pid()) == 'S'; }));
+}
+
+TEST_P(Follow, KillSendsSigkillToTheSubtree) {
+  START();
+  ASSERT_EQ(mkdir("/k"), 0);
+  ASSERT_EQ(mkdir("/k/sub"), 0);
+  Child a = Child::sleep(), b = Child::sleep(), bystander = Child::sleep();
+  ASSERT_TRUE(tracker->ensure_pid(a.pid()));
+  ASSERT_TRUE(tracker->ensure_pid(b.pid()));
+  ASSERT_TRUE(tracker->ensure_pid(bystander.pid()));
+  ASSERT_EQ(echo("/k/cgroup.procs", std::to_string(a.pid())), 0);
+  ASSERT_EQ(echo("/k/sub/cgroup.procs", std::to_string(b.pid())), 0);
+  ASSERT_EQ(echo("/k/cgroup.kill", "1"), 0);
+  int sa = a.wait(), sb = b.wait();
+  EXPECT_TRUE(WIFSIGNALED(sa) && WTERMSIG(sa) == SIGKILL) << sa;
+  EXPECT_TRUE(WIFSIGNALED(sb) && WTERMSIG(sb) == SIGKILL) << sb;
+  EXPECT_TRUE(eventually([&] { return cat("/k/cgroup.procs").empty() && cat("/k/sub/cgroup.procs").empty(); }));
+  // The process outside the subtree lives on.
+  const char st = proc_state(bystander.pid());
+  EXPECT_TRUE(st != 'Z' && st != 'X' && st != '?') << st;
+  EXPECT_TRUE(has_process(bystander.pid()));
+}
+
+TEST_P(Follow, MemoryUsageFollowsResidentMemory) {
+  HostOptions o;
+  o.memory_sync_ms = 50;
+  START(o);
+  enable("+memory");
+  ASSERT_EQ(mkdir("/m"), 0);
+  ASSERT_EQ(mkdir("/small"), 0);
+  ASSERT_EQ(echo("/small/memory.max", "16M"), 0);
+  // Allocates after the move: charges stay where they were made, as in the
+  // kernel, so the memory must be touched inside the cgroup.
+  Child h = Child::helper("alloc_after:300:64");
+  Child s = Child::helper("alloc_after:300:64");
+  ASSERT_TRUE(tracker->ensure_pid(h.pid()));
+  ASSERT_TRUE(tracker->ensure_pid(s.pid()));
+  ASSERT_EQ(echo("/m/cgroup.procs", std::to_string(h.pid())), 0);
+  ASSERT_EQ(echo("/small/cgroup.procs", std::to_string(s.pid())), 0);
+  auto current = [&](const std::string& cg) { return std::atoll(cat(cg + "/memory.current").c_str()); };
+  EXPECT_TRUE(eventually([&] { return current("/m") >= (64ll << 20); })) << current("/m");
+  const long long rss = std::atoll(status_field(h.pid(), "RssAnon").c_str()) * 1024;
+  EXPECT_LE(current("/m"), rss + (8ll << 20));
+  // Over memory.max: counted, not enforced (the process keeps its memory
+  // and runs on).
+  EXPECT_TRUE(eventually([&] {
+    const std::string ev = cat("/small/memory.events");
+    return ev.find("max ") != std::string::npos && ev.find("max 0\n") == std::string::npos;
+  })) << cat("/small/memory.events");
+  EXPECT_LE(current("/small"), 16ll << 20);
+  EXPECT_NE(proc_state(s.pid()), 'Z');
+  EXPECT_GE(tracker->stats().memory_refused, 1);
+  // The usage goes when the process does.
+  h.signal(SIGKILL);
+  h.wait();
+  EXPECT_TRUE(eventually([&] { return current("/m") == 0; })) << current("/m");
+}
+
+// Many threads use the tracker at once while processes come and go.
+TEST_P(Follow, ConcurrentLookupsResyncsAndEvents) {
+  START();
+  ASSERT_EQ(mkdir("/a"), 0);
+  std::atomic<bool> done{false};
+  std::thread resyncer([&] {
+    while (!done.load()) {
+      tracker->resync();
+      (void)tracker->ensure_pid(::getpid());
+      (void)cat("/a/cgroup.procs");
+    }
+  });
+  for (int i = 0; i < 20; ++i) {
+    Child c = Child::sleep();
+    EXPECT_EQ(echo("/a/cgroup.procs", std::to_string(c.pid())), 0);
+    EXPECT_EQ(cgroup_of(c.pid()), "/a");
+    c.signal(SIGKILL);
+    c.wait();
+  }
+  done.store(true);
+  resyncer.join();
+  EXPECT_TRUE(eventually([&] { return cat("/a/cgroup.procs").empty(); })) << cat("/a/cgroup.procs");
+  EXPECT_TRUE(engine.check_invariants().ok());
+}
+
+INSTANTIATE_TEST_SUITE_P(Host, Follow, ::testing::Values(true, false), mode_name);
+
+}  // namespace
+}  // namespace cgcore::host::testing
