@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build and tests need, if any is missing.
 set -euo pipefail
-packages=(cmake ninja-build clang g++ libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libreadline-dev libfuse3-dev fuse3 pkg-config)
+packages=(cmake ninja-build clang g++ libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev libreadline-dev libfuse3-dev fuse3 pkg-config python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
