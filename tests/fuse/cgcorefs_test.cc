@@ -417,6 +417,29 @@ TEST(CgcorefsSim, NoStaleStateAnywhere) {
   EXPECT_EQ(cat(m.path("pids/b/cgroup.procs")), "1\n");
 }
 
+TEST(CgcorefsSim, ConcurrentShellsKeepTheDaemonHealthy) {
+  SKIP_WITHOUT_FUSE();
+  Mount m({"--sim", "--sim-tasks", "16"});
+  ASSERT_MOUNTED(m);
+  // 8 shells at once, each making, filling, listing, emptying and removing
+  // its own cgroups; directory listings race with their releases. The
+  // daemon must answer everything and still exit 0 (checked by Mount).
+  std::string script;
+  for (int i = 1; i <= 8; ++i) {
+    const std::string d = m.path("pids/s" + std::to_string(i));
+    script += "( for n in 1 2 3 4 5 6 7 8 9 10; do mkdir " + d + " && echo " + std::to_string(i) +
+              " > " + d + "/cgroup.procs && cat " + d + "/tasks " + m.path("pids/cgroup.procs") +
+              " > /dev/null && ls " + m.path("pids") + " " + m.path(".cgcore") + " > /dev/null && echo " +
+              std::to_string(i) + " > " + m.path("pids/cgroup.procs") + " && rmdir " + d +
+              " || exit 1; done ) & ";
+  }
+  script += "fail=0; for j in $(jobs -p); do wait $j || fail=1; done; exit $fail";
+  std::string out;
+  EXPECT_EQ(sh(script, &out), 0) << out;
+  EXPECT_EQ(cat(m.path("pids/cgroup.procs")).size(), std::string("1\n").size() * 9 + 7 * 3);
+  EXPECT_TRUE(m.mounted());
+}
+
 TEST(CgcorefsSim, LargeReadsWithOffsets) {
   SKIP_WITHOUT_FUSE();
   constexpr int kTasks = 100000;
