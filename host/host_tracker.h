@@ -51,7 +51,9 @@ namespace cgcore::host {
 struct HostOptions {
   // Follow events through the process-events connector when possible.
   bool use_connector = true;
-  // Rescan period of the /proc fallback, in milliseconds.
+  // Rescan period of the /proc fallback, in milliseconds (stretched on a
+  // large host so that scanning takes at most a fifth of the time). Also the
+  // period of the freezer pass and of re-checks of doubtful events.
   int rescan_ms = 200;
   // Where log lines go (default: stderr). Called from the tracker's thread
   // and from fs request threads (sinks): must be thread-safe.
@@ -79,8 +81,8 @@ class HostTracker {
   HostTracker(const HostTracker&) = delete;
   HostTracker& operator=(const HostTracker&) = delete;
 
-  // Scans /proc and starts following events. Errors: EIO if /proc cannot be
-  // read.
+  // Scans /proc and starts following events (a second call while started
+  // does nothing). Errors: EIO if /proc cannot be read.
   Status start();
   void stop();
 
@@ -88,8 +90,8 @@ class HostTracker {
   // True if the engine has the task afterwards.
   bool ensure_pid(Pid pid);
   // Brings the engine in line with /proc now (tasks that appeared are added
-  // under their parent, those gone exit). Used after a lost event, and by
-  // tests.
+  // under their parent, those gone or whose id was recycled exit). Used
+  // after a lost event, by the fallback, and by tests.
   void resync();
 
   // Whether events come from the connector (false: /proc rescans).
