@@ -15,6 +15,14 @@
 
 namespace cgcore::fuse {
 
+// A directory handle: the listing taken at opendir (and again on a rewind),
+// so that offsets stay meaningful across readdir calls.
+struct DirHandle {
+  Mutex mu;
+  std::vector<Entry> entries CG_GUARDED_BY(mu);  // ".", "..", then the rest
+  bool fresh CG_GUARDED_BY(mu) = true;
+};
+
 namespace {
 
 // When the mount was made: the times every node shows (cgroupfs keeps none
@@ -94,14 +102,6 @@ void reply_attr(fuse_req_t req, const Result<Node>& n) {
   struct stat st = stat_of(n.value());
   fuse_reply_attr(req, &st, 0);
 }
-
-// A directory handle: the listing taken at opendir (and again on a rewind),
-// so that offsets stay meaningful across readdir calls.
-struct DirHandle {
-  Mutex mu;
-  std::vector<Entry> entries CG_GUARDED_BY(mu);  // ".", "..", then the rest
-  bool fresh CG_GUARDED_BY(mu) = true;
-};
 
 std::vector<Entry> with_dots(Ino dir, std::vector<Entry> entries) {
   std::vector<Entry> out;
@@ -210,12 +210,15 @@ struct Ops {
     // No page cache: every read asks the engine, every write is a command.
     fi->direct_io = 1;
     fi->keep_cache = 0;
+    FuseServer& srv = server(req);
     Handle* raw = h->release();
-    if (raw->is_fs_file()) raw->events_seen.store(server(req).watch_open(ino));
+    if (raw->is_fs_file()) raw->events_seen.store(srv.watch_open(ino));
+    srv.track(raw);
     fi->fh = reinterpret_cast<uint64_t>(raw);
     if (fuse_reply_open(req, fi) != 0) {
       // The opener is gone (interrupted): nothing will release the handle.
-      if (raw->is_fs_file()) server(req).watch_release(ino, fi->fh);
+      if (raw->is_fs_file()) srv.watch_release(ino, fi->fh);
+      srv.untrack(raw);
       delete raw;
     }
   }
@@ -252,6 +255,7 @@ struct Ops {
   static void release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     Handle* h = handle_of(fi);
     if (h->is_fs_file()) server(req).watch_release(ino, fi->fh);
+    server(req).untrack(h);
     delete h;
     fuse_reply_err(req, 0);
   }
@@ -280,8 +284,12 @@ struct Ops {
       MutexLock lock(d->mu);
       d->entries = with_dots(ino, std::move(entries.value()));
     }
+    server(req).track(d);
     fi->fh = reinterpret_cast<uint64_t>(d);
-    if (fuse_reply_open(req, fi) != 0) delete d;
+    if (fuse_reply_open(req, fi) != 0) {
+      server(req).untrack(d);
+      delete d;
+    }
   }
 
   static void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
@@ -320,6 +328,7 @@ struct Ops {
   }
 
   static void releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+    server(req).untrack(dir_handle_of(fi));
     delete dir_handle_of(fi);
     fuse_reply_err(req, 0);
   }
@@ -449,11 +458,40 @@ Status FuseServer::run() {
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   fuse_remove_signal_handlers(se_);
   stop_notifier();
+  free_untracked_handles();
   fuse_session_unmount(se_);
   mounted_ = false;
   // rc > 0: the signal that ended the loop.
   if (rc < 0) return Status::Error(-rc, "the FUSE session failed");
   return Status::Ok();
+}
+
+// ------------------------------------------------------------ handles
+
+void FuseServer::track(Handle* h) {
+  MutexLock lock(handles_mu_);
+  open_files_.insert(h);
+}
+void FuseServer::track(DirHandle* d) {
+  MutexLock lock(handles_mu_);
+  open_dirs_.insert(d);
+}
+void FuseServer::untrack(Handle* h) {
+  MutexLock lock(handles_mu_);
+  open_files_.erase(h);
+}
+void FuseServer::untrack(DirHandle* d) {
+  MutexLock lock(handles_mu_);
+  open_dirs_.erase(d);
+}
+
+void FuseServer::free_untracked_handles() {
+  // Runs after the loop: no worker is left to use a handle.
+  MutexLock lock(handles_mu_);
+  for (Handle* h : open_files_) delete h;
+  for (DirHandle* d : open_dirs_) delete d;
+  open_files_.clear();
+  open_dirs_.clear();
 }
 
 // ------------------------------------------------------------ poll

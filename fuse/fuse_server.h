@@ -27,6 +27,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "core/locking.h"
@@ -37,6 +38,8 @@ struct fuse_session;
 struct fuse_pollhandle;
 
 namespace cgcore::fuse {
+
+struct DirHandle;
 
 struct FuseOptions {
   // Let other users than the mounter use the mount (needs root, or
@@ -91,6 +94,14 @@ class FuseServer {
   void notifier_main();
   void stop_notifier();
 
+  // Open handles, so that those the kernel never released (releases still
+  // queued when the session ended) are freed on the way out.
+  void track(Handle* h);
+  void track(DirHandle* d);
+  void untrack(Handle* h);
+  void untrack(DirHandle* d);
+  void free_untracked_handles();
+
   fs::CgroupFs& fs_;
   MountTree tree_;
   FuseOptions options_;
@@ -105,6 +116,10 @@ class FuseServer {
   bool stopping_ CG_GUARDED_BY(watch_mu_) = false;
   std::binary_semaphore wake_{0};
   std::thread notifier_;
+
+  Mutex handles_mu_;
+  std::unordered_set<Handle*> open_files_ CG_GUARDED_BY(handles_mu_);
+  std::unordered_set<DirHandle*> open_dirs_ CG_GUARDED_BY(handles_mu_);
 };
 
 }  // namespace cgcore::fuse
