@@ -145,9 +145,10 @@ class CgroupFs : private EngineObserver {
   }
   // Delivers queued release notifications. Callers run it after operations.
   void run_pending_releases();
-  // Called when a written pid is unknown to the engine: the host backend
-  // looks it up in /proc and adds it (returns true if it did), and the write
-  // is retried once. Set before concurrent use.
+  // Called with every pid written to tasks / cgroup.procs / cgroup.threads:
+  // the host backend checks it against /proc (adding a process the engine
+  // has not seen, replacing a recycled pid) and returns whether the engine
+  // has it. Set before concurrent use.
   void set_pid_resolver(std::function<bool(Pid)> resolver) { pid_resolver_ = std::move(resolver); }
   // Whether the resolver knew `pid` (false without one).
   bool resolve_unknown_pid(Pid pid) { return pid_resolver_ && pid_resolver_(pid); }

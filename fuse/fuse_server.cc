@@ -458,7 +458,7 @@ Status FuseServer::run() {
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   fuse_remove_signal_handlers(se_);
   stop_notifier();
-  free_untracked_handles();
+  free_unreleased_handles();
   fuse_session_unmount(se_);
   mounted_ = false;
   // rc > 0: the signal that ended the loop.
@@ -485,7 +485,7 @@ void FuseServer::untrack(DirHandle* d) {
   open_dirs_.erase(d);
 }
 
-void FuseServer::free_untracked_handles() {
+void FuseServer::free_unreleased_handles() {
   // Runs after the loop: no worker is left to use a handle.
   MutexLock lock(handles_mu_);
   for (Handle* h : open_files_) delete h;

@@ -100,7 +100,7 @@ class FuseServer {
   void track(DirHandle* d);
   void untrack(Handle* h);
   void untrack(DirHandle* d);
-  void free_untracked_handles();
+  void free_unreleased_handles();
 
   fs::CgroupFs& fs_;
   MountTree tree_;
