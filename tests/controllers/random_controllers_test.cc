@@ -8,6 +8,7 @@
 // Environment: CGCORE_RANDOM_CTL_OPS sets the number of steps per seed.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <map>
 #include <random>
@@ -80,6 +81,10 @@ class Runner {
     std::vector<Pid> tids = engine_.cgroup_tids(hier_->root());
     for (size_t i = 1; i < cgroups_.size(); ++i)
       for (Pid t : engine_.cgroup_tids(*cgroups_[i])) tids.push_back(t);
+    // Sorted: the engine's listing order follows css_set creation order,
+    // which a rebind takes from a pointer-keyed hash table; the choice must
+    // depend on the seed alone.
+    std::sort(tids.begin(), tids.end());
     return tids.empty() ? 0 : tids[rng_() % tids.size()];
   }
   // Where every task is, and every usage file's text: what a failed
