@@ -511,6 +511,12 @@ void CgroupFs::populated_changed(Cgroup& cgroup, bool populated) {
   }
 }
 
+void CgroupFs::frozen_changed(Cgroup& cgroup, bool) {
+  // cgroup.events shows "frozen": pollers hear of it as of "populated".
+  if (events_sink_ && cgroup.hierarchy().is_default() && !cgroup.is_root())
+    events_sink_(file_ino(cgroup, "cgroup.events"));
+}
+
 void CgroupFs::run_pending_releases() {
   std::vector<CgroupPtr> pending;
   {

@@ -192,6 +192,7 @@ class CgroupFs : private EngineObserver {
 
   // EngineObserver
   void populated_changed(Cgroup& cgroup, bool populated) override;
+  void frozen_changed(Cgroup& cgroup, bool frozen) override;
 
   Engine& engine_;
   Layout layout_;

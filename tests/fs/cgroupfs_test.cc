@@ -371,3 +371,25 @@ TEST_F(ThreadedFsTest, ThreadedSubtreeRules) {
 
 }  // namespace
 }  // namespace cgcore::fs
+
+namespace cgcore::fs {
+namespace {
+
+TEST_F(FsTest, EventsSinkHearsPopulatedAndFrozen) {
+  mount("v2");
+  std::vector<Ino> heard;
+  fs->set_events_sink([&](Ino ino) { heard.push_back(ino); });
+  ASSERT_EQ(mkdir("/a"), 0);
+  Ino events = *fs->resolve("/a/cgroup.events");
+  Pid p = *engine.spawn({});
+  ASSERT_EQ(echo("/a/cgroup.procs", std::to_string(p)), 0);
+  EXPECT_EQ(heard, std::vector<Ino>{events});
+  ASSERT_EQ(echo("/a/cgroup.freeze", "1"), 0);
+  EXPECT_EQ(heard, (std::vector<Ino>{events, events}));
+  ASSERT_TRUE(engine.exit_process(p).ok());
+  EXPECT_EQ(heard.size(), 3u);
+  fs->set_events_sink(nullptr);
+}
+
+}  // namespace
+}  // namespace cgcore::fs
