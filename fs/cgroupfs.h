@@ -145,10 +145,9 @@ class CgroupFs : private EngineObserver {
   }
   // Delivers queued release notifications. Callers run it after operations.
   void run_pending_releases();
-  // Called with every pid written to tasks / cgroup.procs / cgroup.threads:
-  // the host backend checks it against /proc (adding a process the engine
-  // has not seen, replacing a recycled pid) and returns whether the engine
-  // has it. Set before concurrent use.
+  // Called with a pid written to tasks / cgroup.procs / cgroup.threads that
+  // the engine does not know: the host backend looks it up in /proc, adds
+  // it, and returns whether the engine has it now. Set before concurrent use.
   void set_pid_resolver(std::function<bool(Pid)> resolver) { pid_resolver_ = std::move(resolver); }
   // Whether the resolver knew `pid` (false without one).
   bool resolve_unknown_pid(Pid pid) { return pid_resolver_ && pid_resolver_(pid); }

@@ -27,17 +27,18 @@ std::vector<Pid> sorted_unique(std::vector<Pid> ids) {
 }
 
 // The pid a tasks / cgroup.procs write names: one integer (base 0, as
-// kstrtoint), "0" meaning the writer. EINVAL for anything else. Every
-// written pid is offered to the fs's resolver when there is one (host mode
-// looks it up in /proc at once: a process the engine has not seen yet is
-// added, and a recycled pid whose exit event is still on its way is
-// replaced, so the move never lands on a dead process's record).
+// kstrtoint), "0" meaning the writer. EINVAL for anything else. A pid the
+// engine does not know is offered to the fs's resolver (host mode looks it
+// up in /proc at once). Known pids are not re-checked: that would cost two
+// /proc reads per write (a mount write would take ~6x longer); the price is
+// that a pid recycled in the milliseconds before its exit event arrives
+// moves the old record (see docs/compatibility.md).
 Result<Pid> written_pid(FileContext& ctx, std::string_view text) {
   Result<int> pid = kstrtoint(strip(text), 0);
   if (!pid.ok() || pid.value() < 0) return Status::Error(EINVAL, "expected one process id");
   Pid id = pid.value() == 0 ? ctx.caller.pid : pid.value();
   if (id <= 0) return Status::Error(ESRCH, "the writer has no process here");
-  ctx.fs.resolve_unknown_pid(id);
+  if (!ctx.engine.tgid_of(id).ok()) ctx.fs.resolve_unknown_pid(id);
   return id;
 }
 
