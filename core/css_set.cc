@@ -5,6 +5,7 @@
 
 #include "core/css.h"
 #include "core/engine.h"
+#include "core/migration.h"
 
 namespace cgcore {
 
@@ -92,7 +93,8 @@ bool Engine::take_injected_cset_failure() {
   return false;
 }
 
-Result<CssSet*> Engine::find_css_set(CssSet& src, Cgroup* dst, HierarchyId h) {
+Result<CssSet*> Engine::find_css_set(CssSet& src, Cgroup* dst, HierarchyId h,
+                                     MigrationContext& ctx) {
   cgroup_mutex_.AssertHeld();
   const Hierarchy& hier = *hierarchies_[h];
   const int nr_links = static_cast<int>(hierarchies_.size());
@@ -119,23 +121,19 @@ Result<CssSet*> Engine::find_css_set(CssSet& src, Cgroup* dst, HierarchyId h) {
   CssSetTable::Key key{cgroups.data(), nr_links, csses.data(), nr_ss};
   const size_t hash = CssSetTable::hash(key);
 
-  {
-    SharedLock<SharedMutex> lock(css_set_lock_);
-    if (CssSet* found = cset_table_.find(key, hash)) {
-      found->refs_.fetch_add(1, std::memory_order_relaxed);  // see put_cset_locked
-      return found;
-    }
-  }
-
-  // Not found: make one, from the cache of freed css_sets if it has one of
-  // the right shape (so that moving a task back and forth does not allocate),
-  // else from the heap. Only this thread creates css_sets (cgroup mutex), so
-  // nobody can insert the same key between the lookup and the insert.
-  if (take_injected_cset_failure())
-    return Status::Error(ENOMEM, "injected css_set allocation failure");
+  // Look up, and on a miss take a freed css_set of the right shape from the
+  // cache, in one hold of the lock; only this thread creates css_sets
+  // (cgroup mutex), so nobody can insert the same key before our insert.
   CssSet* cset = nullptr;
   {
     ExclusiveLock<SharedMutex> lock(css_set_lock_);
+    if (CssSet* found = cset_table_.find(key, hash)) {
+      found->refs_.fetch_add(1, std::memory_order_relaxed);  // see put_cset_locked
+      ctx.link_dst_locked(src, *found);
+      return found;
+    }
+    if (take_injected_cset_failure())
+      return Status::Error(ENOMEM, "injected css_set allocation failure");
     for (CssSet** p = &cset_cache_; *p; p = &(*p)->hash_next_) {
       if ((*p)->nr_links_ == nr_links && (*p)->csses_.capacity() >= nr_ss) {
         cset = *p;
@@ -168,6 +166,7 @@ Result<CssSet*> Engine::find_css_set(CssSet& src, Cgroup* dst, HierarchyId h) {
     }
   }
   cset_table_.insert(cset);
+  ctx.link_dst_locked(src, *cset);
   return cset;
 }
 

@@ -323,9 +323,11 @@ class Engine {
 
   // -- css_sets (css_set.cc)
   // Finds or creates the css_set `src` becomes when moved to `dst` in
-  // hierarchy `h` (dst null: out of h), and pins it. ENOMEM on allocation
-  // failure. Locking: cgroup mutex held; takes the css_set lock.
-  Result<CssSet*> find_css_set(CssSet& src, Cgroup* dst, HierarchyId h)
+  // hierarchy `h` (dst null: out of h), pins it, and links it into `ctx` as
+  // src's destination under the same css_set lock hold (one hold when it
+  // exists, two when it is made). ENOMEM on allocation failure (nothing is
+  // linked then). Locking: cgroup mutex held; takes the css_set lock.
+  Result<CssSet*> find_css_set(CssSet& src, Cgroup* dst, HierarchyId h, MigrationContext& ctx)
       CG_REQUIRES(cgroup_mutex_) CG_EXCLUDES(css_set_lock_);
   // Drops a reference; the last one unhashes and frees the css_set.
   void put_cset_locked(CssSet* cset) CG_REQUIRES(css_set_lock_);

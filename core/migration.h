@@ -131,6 +131,11 @@ class MigrationContext {
   size_t nr_tasks() const { return tset_.nr_tasks_; }
 
  private:
+  // Records `dst` (pinned by find_css_set) as src's destination, or drops
+  // src from the sources if it is its own destination. Called by
+  // Engine::find_css_set. Locking: css_set lock held exclusive.
+  void link_dst_locked(CssSet& src, CssSet& dst);
+  friend class Engine;
   // Puts every target back on its source's tasks list.
   void restore_targets();
   // Takes / drops each distinct target address space's mmap_lock shared
