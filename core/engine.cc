@@ -70,7 +70,7 @@ Engine::~Engine() {
       ids.push_back(pid);
       tasks.push_back(task);
     });
-    for (Pid pid : ids) task_table_.set(pid, nullptr);  // may free pages
+    for (Pid pid : ids) task_table_.set(pid, nullptr);  // not while walking the table
   }
   {
     ExclusiveLock<SharedMutex> cs(css_set_lock_);

@@ -372,6 +372,9 @@ class Engine {
   Result<Pid> create_task_locked(CssSet& cset, Process* join, const Creds& creds,
                                  Mm* parent_mm, bool share_mm, std::optional<Pid> id)
       CG_REQUIRES_SHARED(threadgroup_rwsem_);
+  // Takes / drops a process's threadgroup lock shared while it is being
+  // created (create_task_locked), before anyone else can see it.
+  // Locking: the global threadgroup lock held shared.
   void lock_new_process(Process& proc);
   void unlock_new_process(Process& proc);
   // Unlinks a thread, runs exit/release hooks, ends the process with its last
