@@ -28,10 +28,12 @@
 //                allocates a std::map: about 2 nodes per controller per
 //                migration, not per task).
 //   _Anchored    another one-thread process stays in each of the two cgroups,
-//                so their css_sets stay alive while the moved tasks are away.
-//                Without an anchor, the source css_set dies when its last task
-//                leaves and is created again on the way back (as in Linux),
-//                which costs a few allocations per migration.
+//                so their css_sets keep tasks while the moved ones are away.
+//                Without an anchor, the source css_set loses its last task and
+//                is kept without tasks (Linux frees it and builds it again on
+//                the way back); the moved task finds it there.
+//
+// The lock candidates are compared in core_bench_locks.cc (BM_Lock*).
 //
 // Setups (up to a million tasks) are built outside the timed region, once per
 // benchmark instance: google benchmark calls a function several times while it

@@ -1,6 +1,6 @@
 // mm_owner_baseline: a small model of the kernel's old mm->owner scheme,
-// kept only as cgbench's point of comparison for seed 003 ("memcg: Replace
-// mm->owner with mm->memcg"). It is not part of cgcore.
+// kept only as cgbench's point of comparison for cgcore's mm->memcg model
+// (docs/design-history.md). It is not part of cgcore.
 //
 // Before that patch an address space pointed at the task that "owns" it
 // (mm->owner), and its memory cgroup was found through that task. When the

@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <climits>
 #include <fstream>
@@ -16,6 +15,7 @@
 #include "core/engine.h"
 #include "core/hierarchy.h"
 #include "core/migration.h"
+#include "core/parse.h"
 #include "core/task.h"
 
 namespace cgcore {
@@ -24,87 +24,9 @@ namespace {
 // Ids above this are refused by the topology: keeps every set small.
 constexpr uint32_t kMaxIds = 65536;
 
-// The kernel's isspace(): ASCII white space and Latin-1 NBSP (its ctype
-// table is Latin-1).
-bool k_isspace(char c) {
-  unsigned char u = static_cast<unsigned char>(c);
-  return u == ' ' || (u >= '\t' && u <= '\r') || u == 0xa0;
-}
-
-// The kernel handles a written buffer as a C string: nothing after a NUL
-// counts.
-std::string_view c_string(std::string_view s) {
-  size_t n = s.find('\0');
-  return n == std::string_view::npos ? s : s.substr(0, n);
-}
-
-// strstrip().
-std::string_view strip(std::string_view s) {
-  while (!s.empty() && k_isspace(s.front())) s.remove_prefix(1);
-  while (!s.empty() && k_isspace(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-// _kstrtoull(s, 0): "0x" + hex digit selects base 16, a leading "0" base 8,
-// else base 10; at least one digit; one '\n' may follow; nothing else.
-Result<uint64_t> kstrtoull_noplus(std::string_view s) {
-  unsigned base = 10;
-  size_t i = 0;
-  if (!s.empty() && s[0] == '0') {
-    if (s.size() >= 3 && (s[1] == 'x' || s[1] == 'X') &&
-        std::isxdigit(static_cast<unsigned char>(s[2]))) {
-      base = 16;
-      i = 2;
-    } else {
-      base = 8;
-    }
-  }
-  uint64_t v = 0;
-  size_t digits = 0;
-  bool overflow = false;
-  for (; i < s.size(); ++i, ++digits) {
-    int c = std::tolower(static_cast<unsigned char>(s[i]));
-    unsigned d;
-    if (c >= '0' && c <= '9')
-      d = static_cast<unsigned>(c - '0');
-    else if (c >= 'a' && c <= 'f')
-      d = static_cast<unsigned>(c - 'a' + 10);
-    else
-      break;
-    if (d >= base) break;
-    if (v > (UINT64_MAX - d) / base) overflow = true;
-    v = v * base + d;
-  }
-  if (digits == 0) return Status::Error(EINVAL, "not a number");
-  if (overflow) return Status::Error(ERANGE, "number out of range");
-  if (i < s.size() && s[i] == '\n') ++i;
-  if (i != s.size()) return Status::Error(EINVAL, "not a number");
-  return v;
-}
-
-// kstrtoull(s, 0): as above after an optional '+'.
-Result<uint64_t> kstrtoull(std::string_view s) {
-  if (!s.empty() && s[0] == '+') s.remove_prefix(1);
-  return kstrtoull_noplus(s);
-}
-
-// kstrtoll(s, 0).
-Result<int64_t> kstrtoll(std::string_view s) {
-  if (!s.empty() && s[0] == '-') {
-    Result<uint64_t> r = kstrtoull_noplus(s.substr(1));
-    if (!r.ok()) return r.status();
-    if (*r > static_cast<uint64_t>(INT64_MAX) + 1) return Status::Error(ERANGE, "number out of range");
-    return static_cast<int64_t>(0 - *r);
-  }
-  Result<uint64_t> r = kstrtoull(s);
-  if (!r.ok()) return r.status();
-  if (*r > static_cast<uint64_t>(INT64_MAX)) return Status::Error(ERANGE, "number out of range");
-  return static_cast<int64_t>(*r);
-}
-
 Status bad_number(const Result<uint64_t>& r, std::string_view file, std::string_view text) {
   return Status::Error(r.err(), "cpuset." + std::string(file) + ": '" +
-                                    std::string(strip(c_string(text))) + "': " +
+                                    std::string(strstrip(text)) + "': " +
                                     r.status().message());
 }
 
@@ -113,7 +35,7 @@ CpuSet read_list_file(const char* path) {
   std::ifstream in(path);
   if (!in) return CpuSet();
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  Result<CpuSet> r = CpuSet::parse(strip(text), kMaxIds);
+  Result<CpuSet> r = CpuSet::parse(strstrip(text), kMaxIds);
   return r.ok() ? std::move(r).value() : CpuSet();
 }
 
@@ -233,7 +155,7 @@ Result<CpuSet> CpuSet::parse(std::string_view s, uint32_t nbits) {
   // group a + 1 (so 4294967295 wraps to group 0: EINVAL, as the host says).
   auto at = [&](size_t k) -> char { return k < s.size() ? s[k] : '\0'; };
   auto end_of_str = [&](size_t k) { return at(k) == '\0' || at(k) == '\n'; };
-  auto sep = [&](size_t k) { return k < s.size() && (k_isspace(s[k]) || s[k] == ','); };
+  auto sep = [&](size_t k) { return k < s.size() && (kisspace(s[k]) || s[k] == ','); };
   auto end_of_region = [&](size_t k) { return sep(k) || end_of_str(k); };
   const uint32_t lastbit = nbits - 1;
 
@@ -244,19 +166,11 @@ Result<CpuSet> CpuSet::parse(std::string_view s, uint32_t nbits) {
       ++k;
       return Status::Ok();
     }
-    uint64_t n = 0;
-    bool overflow = false;
-    size_t len = 0;
-    while (k < s.size() && s[k] >= '0' && s[k] <= '9') {
-      unsigned d = static_cast<unsigned>(s[k] - '0');
-      if (n > (UINT64_MAX - d) / 10) overflow = true;
-      n = n * 10 + d;
-      ++k;
-      ++len;
-    }
-    if (len == 0) return Status::Error(EINVAL, "a number was expected");
-    if (overflow || n > UINT32_MAX) return Status::Error(EOVERFLOW, "a number is too large");
-    num = static_cast<uint32_t>(n);
+    const Digits n = parse_digits(s.substr(std::min(k, s.size())), 10);
+    if (n.used == 0) return Status::Error(EINVAL, "a number was expected");
+    k += n.used;
+    if (n.overflow || n.value > UINT32_MAX) return Status::Error(EOVERFLOW, "a number is too large");
+    num = static_cast<uint32_t>(n.value);
     return Status::Ok();
   };
 
@@ -323,6 +237,10 @@ CpusetTopology CpusetTopology::host() {
   if (t.online_mems.empty()) t.online_mems = read_list_file("/sys/devices/system/node/online");
   if (t.online_mems.empty()) t.online_mems = CpuSet::Of({0});
   t.possible_mems = read_list_file("/sys/devices/system/node/possible") | t.online_mems;
+  if (std::ifstream in("/sys/devices/system/cpu/kernel_max"); in) {
+    long max = -1;
+    if (in >> max && max >= 0) t.nr_cpus_config = static_cast<uint32_t>(max + 1);
+  }
   return t;
 }
 
@@ -337,10 +255,13 @@ CpusetTopology CpusetTopology::uniform(uint32_t cpus, uint32_t nodes) {
 
 // ---------------------------------------------------------------- controller
 
-CpusetController::CpusetController(CpusetTopology t) {
+CpusetController::CpusetController(CpusetTopology t, Sinks sinks)
+    : affinity_sink_(std::move(sinks.affinity)), mm_sink_(std::move(sinks.mm_migration)) {
   if (t.online_cpus.empty()) t.online_cpus = CpuSet::Of({0});
   nr_cpu_ids_ = std::clamp(std::max(t.nr_cpu_ids, t.online_cpus.end()), 1u, kMaxIds);
   t.nr_cpu_ids = nr_cpu_ids_;
+  nr_cpus_config_ = std::max(t.nr_cpus_config, nr_cpu_ids_);
+  t.nr_cpus_config = nr_cpus_config_;
   t.online_cpus = t.online_cpus & CpuSet::Range(0, nr_cpu_ids_ - 1);
   if (t.online_cpus.empty()) t.online_cpus = CpuSet::Of({0});
   if (t.online_mems.empty()) t.online_mems = CpuSet::Of({0});
@@ -494,7 +415,8 @@ void CpusetController::post_attach(TaskSet&) {
       // v1 resets a mover's placement even when it is the same; v2 leaves
       // tasks alone when nothing changes for them (subtree_control churn).
       if (on_v2(*m.dst) && !changed) continue;
-      if (affinity_sink_) affinity_sink_(m.task->tid(), m.dst->effective_cpus_, m.dst->effective_mems_);
+      if (affinity_sink_)
+        affinity_sink_(m.task->tid(), m.dst->effective_cpus_, m.dst->effective_mems_, AffinityCause::kMove);
       // An address space follows its process's leader.
       if (m.task->tid() == m.task->process().tgid() && m.dst->has(CpusetCss::kMemoryMigrate) &&
           !(m.src->old_mems_ == m.dst->effective_mems_))
@@ -511,7 +433,7 @@ void CpusetController::fork(Task& child) {
   CssSet* cset = child.cset();
   if (!cset) return;  // already exited
   const CpusetCss& c = cs(*cset->css(id()));
-  affinity_sink_(child.tid(), c.effective_cpus_, c.effective_mems_);
+  affinity_sink_(child.tid(), c.effective_cpus_, c.effective_mems_, AffinityCause::kFork);
 }
 
 void CpusetController::migrate_mm_locked(Pid tgid, const CpuSet& from, const CpuSet& to) {
@@ -551,6 +473,16 @@ Status CpusetController::validate_change_locked(Engine& engine, const CpusetCss&
     if (!cur.mems_.empty() && t.mems.empty())
       return Status::Error(ENOSPC, "cpuset: " + path + " has tasks and cannot lose all its nodes");
   }
+  // The kernel's deadline-bandwidth check: an exclusive, load-balanced
+  // cpuset may not shrink below the deadline bandwidth reserved on its
+  // CPUs, and since every CPU's fair server reserves some, no such cpuset
+  // may lose all its CPUs. (Shrinking to fewer CPUs passes unless deadline
+  // tasks need them; this model runs none.)
+  if (cur.has(CpusetCss::kCpuExclusive) && cur.has(CpusetCss::kSchedLoadBalance) &&
+      !cur.cpus_.empty() && t.cpus.empty())
+    return Status::Error(EBUSY, "cpuset: " + path +
+                                    " is cpu_exclusive and load-balanced: the deadline bandwidth "
+                                    "reserved on its CPUs keeps it from losing them all");
   for (const CpusetCss* c : children_of(cs(*cur.parent()))) {
     if (c == &cur) continue;
     if (((t.flags | c->flags_) & CpusetCss::kCpuExclusive) && t.cpus.intersects(c->cpus_))
@@ -609,7 +541,7 @@ bool CpusetController::set_effective_locked(Engine& engine, CpusetCss& cp, CpuSe
   if (affinity_sink_)
     for (Cgroup* cg : cgroups)
       for (Pid tid : engine.cgroup_tids(*cg))
-        affinity_sink_(tid, cp.effective_cpus_, cp.effective_mems_);
+        affinity_sink_(tid, cp.effective_cpus_, cp.effective_mems_, AffinityCause::kChange);
   if (mems_changed) {
     if (cp.has(CpusetCss::kMemoryMigrate) && !(cp.old_mems_ == cp.effective_mems_)) {
       std::vector<Pid> tgids;
@@ -696,16 +628,6 @@ Status CpusetController::set_online(Engine& engine, CpuSet cpus, CpuSet mems) {
 CpusetTopology CpusetController::topology() const {
   SharedLock<SharedMutex> l(callback_lock_);
   return topo_;
-}
-
-void CpusetController::set_affinity_sink(AffinitySink sink) {
-  ExclusiveLock<SharedMutex> l(callback_lock_);
-  affinity_sink_ = std::move(sink);
-}
-
-void CpusetController::set_mm_migration_sink(MmMigrationSink sink) {
-  ExclusiveLock<SharedMutex> l(callback_lock_);
-  mm_sink_ = std::move(sink);
 }
 
 Result<CpuSet> CpusetController::effective_of(Engine& engine, Pid tid, bool mems) {
@@ -821,7 +743,7 @@ Status CpusetController::write_cpus(Engine& engine, Css& css, std::string_view t
   if (!css.online()) return Status::Error(ENODEV, "cpuset: the cgroup was removed");
   if (css.is_root())
     return Status::Error(EACCES, "cpuset.cpus: the root cpuset follows the online CPUs");
-  text = strip(c_string(text));
+  text = strstrip(text);
   Trial t{CpuSet(), cur.mems_, cur.flags_};
   if (!text.empty()) {
     Result<CpuSet> r = CpuSet::parse(text, self.nr_cpu_ids_);
@@ -847,7 +769,7 @@ Status CpusetController::write_mems(Engine& engine, Css& css, std::string_view t
   if (!css.online()) return Status::Error(ENODEV, "cpuset: the cgroup was removed");
   if (css.is_root())
     return Status::Error(EACCES, "cpuset.mems: the root cpuset follows the nodes with memory");
-  text = strip(c_string(text));
+  text = strstrip(text);
   Trial t{cur.cpus_, CpuSet(), cur.flags_};
   if (!text.empty()) {
     Result<CpuSet> r = CpuSet::parse(text, self.max_numnodes_);
@@ -871,15 +793,26 @@ Result<std::string> CpusetController::read_flag(Engine&, Css& css) {
   return std::string(cs(css).has(F) ? "1\n" : "0\n");
 }
 
+size_t CpusetController::cpus_max_write(const Controller& c) {
+  return 100 + 6 * size_t{static_cast<const CpusetController&>(c).nr_cpus_config_};
+}
+
+size_t CpusetController::mems_max_write(const Controller& c) {
+  return 100 + 6 * size_t{static_cast<const CpusetController&>(c).max_numnodes_};
+}
+
 template <uint32_t F>
 Status CpusetController::write_flag(Engine& engine, Css& css, std::string_view text) {
   engine.cgroup_mutex().AssertHeld();
-  Result<uint64_t> v = kstrtoull(c_string(text));
+  Result<uint64_t> v = kstrtoull(text);
   if (!v.ok()) return bad_number(v, "flag", text);
   if (!css.online()) return Status::Error(ENODEV, "cpuset: the cgroup was removed");
   CpusetController& self = of(css);
   CpusetCss& cur = cs(css);
-  Trial t{cur.cpus_, cur.mems_, *v ? cur.flags_ | F : cur.flags_ & ~F};
+  // The kernel hands the u64 on as an int: only the low 32 bits decide
+  // (4294967296 clears the flag, 4294967297 sets it).
+  const bool on = static_cast<uint32_t>(*v) != 0;
+  Trial t{cur.cpus_, cur.mems_, on ? cur.flags_ | F : cur.flags_ & ~F};
   if (Status st = self.validate_change_locked(engine, cur, t); !st.ok()) return st;
   self.apply_locked(engine, cur, t);
   return Status::Ok();
@@ -914,10 +847,10 @@ Result<std::string> CpusetController::read_relax(Engine&, Css& css) {
 
 Status CpusetController::write_relax(Engine& engine, Css& css, std::string_view text) {
   engine.cgroup_mutex().AssertHeld();
-  Result<int64_t> v = kstrtoll(c_string(text));
+  Result<int64_t> v = kstrtoll(text);
   if (!v.ok())
     return Status::Error(v.err(), "cpuset.sched_relax_domain_level: '" +
-                                      std::string(strip(c_string(text))) + "': " +
+                                      std::string(strstrip(text)) + "': " +
                                       v.status().message());
   if (!css.online()) return Status::Error(ENODEV, "cpuset: the cgroup was removed");
   const CpusetController& self = of(css);
@@ -939,7 +872,7 @@ Result<std::string> CpusetController::read_pressure_enabled(Engine&, Css& css) {
 }
 
 Status CpusetController::write_pressure_enabled(Engine&, Css& css, std::string_view text) {
-  Result<uint64_t> v = kstrtoull(c_string(text));
+  Result<uint64_t> v = kstrtoull(text);
   if (!v.ok()) return bad_number(v, "memory_pressure_enabled", text);
   of(css).memory_pressure_enabled_.store(*v != 0);
   return Status::Ok();

@@ -1,5 +1,4 @@
-// The cpuset controller (seeds 002 and 004; the kernel's cgroup v1 and v2
-// cpuset): which CPUs and memory nodes the tasks of each cgroup may use.
+// The cpuset controller (the kernel's cgroup v1 and v2 cpuset): which CPUs and memory nodes the tasks of each cgroup may use.
 //
 // Each cpuset has a configured set of CPUs and memory nodes (cpuset.cpus,
 // cpuset.mems) and an effective set (what its tasks really get). In v1 a
@@ -11,9 +10,11 @@
 // The machine (which CPUs and nodes exist and are online) is a setting of the
 // controller, read from the host by default, and may change at run time
 // (set_online: hot-unplug). The controller does not touch real processes: the
-// embedder installs an affinity sink, called with a task's effective CPUs and
-// nodes whenever they are (re)assigned (attach, fork, writes, hotplug), and
-// optionally a memory-migration sink (cpuset.memory_migrate).
+// embedder gives it, at construction, an affinity sink, called with a task's
+// effective CPUs and nodes whenever they are (re)assigned (attach, fork,
+// writes, hotplug), and optionally a memory-migration sink
+// (cpuset.memory_migrate). Sinks only record: the embedder applies what they
+// recorded once the engine's locks are dropped.
 //
 // Thread-safety: CpuSet is a value type (not synchronised). The controller
 // follows the engine's hook contract; its public methods are thread-safe.
@@ -22,7 +23,7 @@
 // threadgroup locks and the css_set lock in core/locking.h's order):
 //   * every change of cpuset state happens under the engine's cgroup mutex
 //     (control-file handlers, migration hooks, css lifecycle, set_online);
-//   * the effective sets, the sinks and the online sets are also changed
+//   * the effective sets and the online sets are also changed
 //     under callback_lock_ held exclusive, so that the fork hook, which runs
 //     without the cgroup mutex, can read them under callback_lock_ shared;
 //   * every sink call is made with callback_lock_ held (exclusive, or shared
@@ -116,6 +117,10 @@ struct CpusetTopology {
   // Node ids below this parse (the kernel's MAX_NUMNODES, 1 << NODES_SHIFT,
   // 1024 on common builds); a higher one fails with ERANGE.
   uint32_t max_numnodes = 1024;
+  // The kernel's NR_CPUS, which bounds one write to cpuset.cpus at
+  // 100 + 6 * NR_CPUS bytes (as MAX_NUMNODES bounds cpuset.mems); 0: as
+  // nr_cpu_ids.
+  uint32_t nr_cpus_config = 0;
   // Nodes that may exist (node_possible_map): the v2 limit for cpuset.mems.
   CpuSet possible_mems = CpuSet::Of({0});
   // The online CPUs (cpu_active_mask) and the nodes with memory (N_MEMORY):
@@ -128,6 +133,7 @@ struct CpusetTopology {
   int max_relax_domain_level = 5;
 
   // The host's: /sys/devices/system/cpu/{possible,online} (else sysconf),
+  // cpu/kernel_max (NR_CPUS - 1),
   // /sys/devices/system/node/{possible,has_memory} (has_memory is the
   // kernel's N_MEMORY; node/online if absent; node 0 if neither).
   static CpusetTopology host();
@@ -174,17 +180,28 @@ class CpusetCss final : public Css {
 
 class CpusetController final : public Controller {
  public:
+  // Why a task is given its effective sets: it was just created (and has
+  // its creator's placement, which the kernel's cpuset keeps on fork), it
+  // moved to another cpuset, or its cpuset's effective sets changed.
+  enum class AffinityCause : uint8_t { kFork, kMove, kChange };
   // Called with a task's effective CPUs and nodes (see the file comment for
-  // when, and the locks held: it must not call into the controller/engine).
-  using AffinitySink = std::function<void(Pid tid, const CpuSet& cpus, const CpuSet& mems)>;
+  // when, and the locks held: it must only record, never call into the
+  // controller or the engine, nor make a system call on the task).
+  using AffinitySink =
+      std::function<void(Pid tid, const CpuSet& cpus, const CpuSet& mems, AffinityCause cause)>;
   // Called when memory_migrate asks a process's address space to move from
   // one node set to another (same locking rules).
   using MmMigrationSink = std::function<void(Pid tgid, const CpuSet& from, const CpuSet& to)>;
+  // Where the controller's decisions go; fixed at construction.
+  struct Sinks {
+    AffinitySink affinity;
+    MmMigrationSink mm_migration;
+  };
 
   // The topology is normalised: online CPUs empty -> {0}; nr_cpu_ids raised to
   // cover the online CPUs and capped at 65536; nodes likewise; possible
   // nodes include the online ones; max_relax_domain_level at least -1.
-  explicit CpusetController(CpusetTopology topology = CpusetTopology::host());
+  explicit CpusetController(CpusetTopology topology = CpusetTopology::host(), Sinks sinks = {});
 
   std::string_view name() const override { return "cpuset"; }
   // cpuset places single threads (the kernel marks it threaded in v2).
@@ -224,11 +241,6 @@ class CpusetController final : public Controller {
   Status check_invariants(Engine& engine) override;
   std::span<const ControlFileSpec> files() const override { return kFiles; }
 
-  // Installs (or, with an empty function, removes) the affinity sink.
-  // Locking: takes callback_lock_; must not be called from a sink.
-  void set_affinity_sink(AffinitySink sink);
-  // Installs (or removes) the memory-migration sink. Locking: as above.
-  void set_mm_migration_sink(MmMigrationSink sink);
   // How many memory migrations were requested so far (each one also went to
   // the migration sink, if any). Thread-safe.
   uint64_t nr_mm_migrations() const { return nr_mm_migrations_.load(std::memory_order_relaxed); }
@@ -284,11 +296,15 @@ class CpusetController final : public Controller {
   static Result<std::string> read_memory_pressure(Engine& engine, Css& css);
   static Result<std::string> read_pressure_enabled(Engine& engine, Css& css);
   static Status write_pressure_enabled(Engine& engine, Css& css, std::string_view text);
+  // The kernel's write limits of cpuset.cpus (100 + 6 NR_CPUS bytes) and
+  // cpuset.mems (100 + 6 MAX_NUMNODES).
+  static size_t cpus_max_write(const Controller& c);
+  static size_t mems_max_write(const Controller& c);
 
   static constexpr ControlFileSpec kFiles[] = {
       // cgroup v1, in the kernel's order.
-      {"cpus", kV1, FileScope::kEverywhere, &read_cpus, &write_cpus},
-      {"mems", kV1, FileScope::kEverywhere, &read_mems, &write_mems},
+      {"cpus", kV1, FileScope::kEverywhere, &read_cpus, &write_cpus, &cpus_max_write},
+      {"mems", kV1, FileScope::kEverywhere, &read_mems, &write_mems, &mems_max_write},
       {"effective_cpus", kV1, FileScope::kEverywhere, &read_effective_cpus, nullptr},
       {"effective_mems", kV1, FileScope::kEverywhere, &read_effective_mems, nullptr},
       {"cpu_exclusive", kV1, FileScope::kEverywhere, &read_flag<CpusetCss::kCpuExclusive>,
@@ -310,8 +326,8 @@ class CpusetController final : public Controller {
       {"memory_pressure_enabled", kV1, FileScope::kRootOnly, &read_pressure_enabled,
        &write_pressure_enabled},
       // cgroup v2 (Documentation/admin-guide/cgroup-v2.rst).
-      {"cpus", kV2, FileScope::kNonRoot, &read_cpus, &write_cpus},
-      {"mems", kV2, FileScope::kNonRoot, &read_mems, &write_mems},
+      {"cpus", kV2, FileScope::kNonRoot, &read_cpus, &write_cpus, &cpus_max_write},
+      {"mems", kV2, FileScope::kNonRoot, &read_mems, &write_mems, &mems_max_write},
       {"cpus.effective", kV2, FileScope::kEverywhere, &read_effective_cpus, nullptr},
       {"mems.effective", kV2, FileScope::kEverywhere, &read_effective_mems, nullptr},
   };
@@ -357,13 +373,15 @@ class CpusetController final : public Controller {
   // (see the file comment).
   mutable SharedMutex callback_lock_;
   CpusetTopology topo_ CG_GUARDED_BY(callback_lock_);
-  AffinitySink affinity_sink_ CG_GUARDED_BY(callback_lock_);
-  MmMigrationSink mm_sink_ CG_GUARDED_BY(callback_lock_);
+  // Immutable after construction.
+  const AffinitySink affinity_sink_;
+  const MmMigrationSink mm_sink_;
   std::atomic<uint64_t> nr_mm_migrations_{0};
   // cpuset.memory_pressure_enabled (a global switch in the kernel).
   std::atomic<bool> memory_pressure_enabled_{false};
   // Immutable after construction (topology limits the parsers use).
   uint32_t nr_cpu_ids_ = 1;
+  uint32_t nr_cpus_config_ = 1;  // NR_CPUS, at least nr_cpu_ids_
   uint32_t max_numnodes_ = 1024;
   int max_relax_domain_level_ = 5;
   CpuSet possible_mems_;

@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "core/migration.h"
+#include "core/parse.h"
 
 namespace cgcore {
 
@@ -47,6 +48,32 @@ Status write_move_charge(Engine&, Css& css, std::string_view text) {
   return Status::Ok();
 }
 
+// memory.oom_control (v1): the host kernel reads "oom_kill_disable N",
+// "under_oom N" (this cgroup or an ancestor is in an OOM that may not
+// kill) and "oom_kill N" (processes of this very cgroup killed: the local
+// count — a kill in a child leaves the parent's at 0 on the host).
+Result<std::string> read_oom_control(Engine&, Css& css) {
+  MemCss& m = mem(css);
+  bool under = false;
+  for (const MemCss* c = &m; c && !under; c = c->up()) under = c->oom_locked.load();
+  return "oom_kill_disable " + std::to_string(m.oom_kill_disable.load() ? 1 : 0) +
+         "\nunder_oom " + std::to_string(under ? 1 : 0) + "\noom_kill " +
+         std::to_string(m.events_local[MemCss::kOomKill].load()) + "\n";
+}
+// A u64 file (no white space stripped: " 1" and "1 " are EINVAL on the
+// host, "+1", "0x1", "01" and "1\n" are accepted); 0 or 1 only, and
+// EINVAL on the root, as on the host.
+Status write_oom_control(Engine&, Css& css, std::string_view text) {
+  Result<uint64_t> v = parse_u64(text);
+  if (!v.ok()) return v.status();
+  if (css.is_root()) return Status::Error(EINVAL, "the root cgroup's OOM killer cannot be disabled");
+  if (*v > 1) return Status::Error(EINVAL, "oom_kill_disable takes 0 or 1");
+  // Re-enabling lets the next enforcement pass kill (the kernel wakes the
+  // waiters, whose charges then OOM again).
+  mem(css).oom_kill_disable.store(*v == 1);
+  return Status::Ok();
+}
+
 Status write_force_empty(Engine& engine, Css& css, std::string_view) {
   if (css.is_root()) return Status::Error(EINVAL, "the root cgroup cannot be emptied");
   return ctl(css).force_empty_locked(engine, mem(css));
@@ -84,27 +111,55 @@ Result<std::string> read_stat(Engine&, Css& css) {
 
 // ------------------------------------------------------------ v2 files
 
-Result<std::string> read_max(Engine&, Css& css) {
-  const int64_t limit = mem(css).counter.limit();
-  return limit >= kUnlimited ? std::string("max\n") : format_line(limit);
+// The kernel's seq_puts_memcg_tunable: "max" or bytes.
+std::string tunable_text(int64_t bytes) {
+  return bytes >= kUnlimited ? std::string("max\n") : format_line(bytes);
 }
+
+Result<std::string> read_max(Engine&, Css& css) { return tunable_text(mem(css).counter.limit()); }
 // The kernel sets memory.max even below the usage and then reclaims or
-// OOM-kills; cgcore has neither, so the excess stays charged until
-// uncharged and new charges fail meanwhile.
+// OOM-kills; cgcore leaves both to the embedder (over_limits reports the
+// cgroup), so the excess stays charged until uncharged and new charges fail
+// meanwhile.
 Status write_max(Engine&, Css& css, std::string_view text) {
   Result<int64_t> bytes = parse_memory_size(text, "max");
   if (!bytes.ok()) return bytes.status();
   mem(css).counter.force_limit(*bytes);
   return Status::Ok();
 }
-std::string events_text(int64_t max) {
-  return "low 0\nhigh 0\nmax " + std::to_string(max) + "\noom 0\noom_kill 0\noom_group_kill 0\n";
+Result<std::string> read_high(Engine&, Css& css) { return tunable_text(mem(css).high.load()); }
+// memory.high takes what memory.max takes; the kernel then reclaims down to
+// it, cgcore leaves that to the embedder (usage above high is reported by
+// over_limits and counted as "high" events at each charge).
+Status write_high(Engine&, Css& css, std::string_view text) {
+  Result<int64_t> bytes = parse_memory_size(text, "max");
+  if (!bytes.ok()) return bytes.status();
+  mem(css).high.store(*bytes);
+  return Status::Ok();
 }
-Result<std::string> read_events(Engine&, Css& css) {
-  return events_text(mem(css).max_events.load());
+Result<std::string> read_oom_group(Engine&, Css& css) {
+  return format_line(mem(css).oom_group.load() ? 1 : 0);
 }
+// The kernel's memory_oom_group_write: strstrip, kstrtoint base 0 (EINVAL
+// when malformed, ERANGE past int), then 0 or 1 only (EINVAL).
+Status write_oom_group(Engine&, Css& css, std::string_view text) {
+  Result<int32_t> v = kstrtoint(strstrip(text));
+  if (!v.ok()) return v.status();
+  if (*v != 0 && *v != 1) return Status::Error(EINVAL, "memory.oom.group takes 0 or 1");
+  mem(css).oom_group.store(*v == 1);
+  return Status::Ok();
+}
+std::string events_text(const std::array<std::atomic<int64_t>, MemCss::kNrEvents>& ev) {
+  static constexpr const char* kNames[MemCss::kNrEvents] = {"low", "high", "max",
+                                                            "oom", "oom_kill", "oom_group_kill"};
+  std::string out;
+  for (int i = 0; i < MemCss::kNrEvents; ++i)
+    out += std::string(kNames[i]) + " " + std::to_string(ev[i].load()) + "\n";
+  return out;
+}
+Result<std::string> read_events(Engine&, Css& css) { return events_text(mem(css).events); }
 Result<std::string> read_events_local(Engine&, Css& css) {
-  return events_text(mem(css).max_events_local.load());
+  return events_text(mem(css).events_local);
 }
 
 constexpr ControlFileSpec kFiles[] = {
@@ -115,10 +170,13 @@ constexpr ControlFileSpec kFiles[] = {
     {"failcnt", kV1, FileScope::kEverywhere, read_failcnt, write_failcnt},
     {"move_charge_at_immigrate", kV1, FileScope::kEverywhere, read_move_charge, write_move_charge},
     {"force_empty", kV1, FileScope::kEverywhere, nullptr, write_force_empty},
+    {"oom_control", kV1, FileScope::kEverywhere, read_oom_control, write_oom_control},
     {"stat", kV1, FileScope::kEverywhere, read_stat, nullptr},
     // cgroup v2
     {"current", kV2, FileScope::kNonRoot, read_usage, nullptr},
+    {"high", kV2, FileScope::kNonRoot, read_high, write_high},
     {"max", kV2, FileScope::kNonRoot, read_max, write_max},
+    {"oom.group", kV2, FileScope::kNonRoot, read_oom_group, write_oom_group},
     {"peak", kV2, FileScope::kNonRoot, read_max_usage, nullptr},
     {"events", kV2, FileScope::kNonRoot, read_events, nullptr},
     {"events.local", kV2, FileScope::kNonRoot, read_events_local, nullptr},
@@ -138,6 +196,8 @@ Result<std::unique_ptr<Css>> MemoryController::css_alloc(Css* parent) {
   }
   try {
     auto css = std::make_unique<MemCss>(parent ? &of(*parent) : nullptr, registry_);
+    // The host kernel gives a new v1 cgroup its parent's oom_kill_disable.
+    if (parent) css->oom_kill_disable.store(of(*parent).oom_kill_disable.load());
     if (!parent) root_ = css.get();
     return std::unique_ptr<Css>(std::move(css));
   } catch (const std::bad_alloc&) {
@@ -154,15 +214,15 @@ void MemoryController::css_offline(Css& c) {
   MemCss& css = of(c);
   if (!css.up()) return;  // a root goes offline only as its engine dies
   MemCss& parent = *css.up();
-  ledgers_.lock_all();
-  css.dying.store(true);
-  ledgers_.for_each_locked([&](const Mm*, Ledger& ledger) {
-    if (LedgerEntry* e = find_entry(ledger, &css)) move_entry(ledger, *e, parent);
+  ledgers_.with_all_locked([&](auto&& for_each) {
+    css.dying.store(true);
+    for_each([&](const Mm*, Ledger& ledger) {
+      if (LedgerEntry* e = find_entry(ledger, &css)) move_entry(ledger, *e, parent);
+    });
+    const int64_t local = css.local.exchange(0);
+    css.counter.uncharge(local, &parent.counter);
+    parent.local.fetch_add(local);
   });
-  const int64_t local = css.local.exchange(0);
-  css.counter.uncharge(local, &parent.counter);
-  parent.local.fetch_add(local);
-  ledgers_.unlock_all();
 }
 
 // ------------------------------------------------------------ mm->memcg
@@ -173,7 +233,7 @@ MemCss& MemoryController::memcg_of(Mm& mm) {
   if (css && alive(*css)) return of(*css);
   // Never set (an address space older than the controller: every task was
   // in a root then), or offline: the nearest online ancestor, which a
-  // delegated subtree cannot escape (seed 003).
+  // delegated subtree cannot escape.
   Css* target = css ? css->parent() : nullptr;
   while (target && !alive(*target)) target = target->parent();
   if (!target) target = root_;
@@ -205,14 +265,20 @@ MemCss* MemoryController::owner_of(MemCss& charged, const PageCounter* counter) 
   return &charged;  // unreachable: the refusing counter is on the path
 }
 
-void MemoryController::count_max_event(MemCss& refused) {
-  refused.max_events_local.fetch_add(1);
-  for (MemCss* c = &refused; c && c->up(); c = c->up()) c->max_events.fetch_add(1);
+void MemoryController::count_event(MemCss& css, MemCss::Event ev) {
+  css.events_local[ev].fetch_add(1);
+  for (MemCss* c = &css; c && c->up(); c = c->up()) c->events[ev].fetch_add(1);
+  // Watchers of memory.events (v2) hear of it, as the kernel notifies them.
+  if (Engine* e = engine(); e && css.cgroup() && css.cgroup()->hierarchy().is_default()) {
+    e->notify_file_changed(*css.cgroup(), "memory.events.local");
+    for (MemCss* c = &css; c && c->up(); c = c->up())
+      if (c->cgroup()) e->notify_file_changed(*c->cgroup(), "memory.events");
+  }
 }
 
 // ------------------------------------------------------------ charges
 
-Status MemoryController::charge_locked(Mm& mm, int64_t bytes, uint64_t* refused) {
+Status MemoryController::charge_locked(Mm& mm, int64_t bytes, uint64_t* refused, bool force) {
   mm.mmap_lock().AssertHeld();
   auto& shard = ledgers_.shard(&mm);
   for (;;) {
@@ -241,15 +307,24 @@ Status MemoryController::charge_locked(Mm& mm, int64_t bytes, uint64_t* refused)
     }
     if (PageCounter* r = css.counter.try_charge(bytes)) {
       MemCss* owner = owner_of(css, r);
-      count_max_event(*owner);
+      count_event(*owner, MemCss::kMax);
       // Paths need the cgroup mutex; the id is immutable. A root css may
       // change cgroups on a rebind, but a root has no limit.
       const Cgroup* cg = owner->cgroup();
       *refused = cg ? cg->id() : 0;
-      if (added) ledger->erase(ledger->begin());
-      if (ledger->empty()) shard.map.erase(&mm);
-      return Status::Error(ENOMEM, "memory limit reached in cgroup id " + std::to_string(*refused));
+      if (!force) {
+        if (added) ledger->erase(ledger->begin());
+        if (ledger->empty()) shard.map.erase(&mm);
+        return Status::Error(ENOMEM, "memory limit reached in cgroup id " + std::to_string(*refused));
+      }
+      // The memory is in use already: the kernel's OOM path lets the charge
+      // through too, and the embedder reclaims or kills.
+      css.counter.force_charge(bytes);
     }
+    // The kernel counts "high" at every level a charge leaves above its
+    // memory.high (each such level counting up its own ancestors).
+    for (MemCss* c = &css; c->up(); c = c->up())
+      if (c->counter.usage() > c->high.load()) count_event(*c, MemCss::kHigh);
     e->bytes += bytes;
     // Most recently charged first.
     const auto pos = ledger->begin() + (e - ledger->data());
@@ -272,13 +347,28 @@ Status MemoryController::charge(Engine& engine, Pid pid, int64_t bytes) {
     Status st;
     {
       ExclusiveLock<RwSem> l((*mm)->mmap_lock());
-      st = charge_locked(**mm, *n, &refused);
+      st = charge_locked(**mm, *n, &refused, /*force=*/false);
     }
     if (st.ok() || !refused || attempt > 0 || !reclaim_) return st;
     // Nothing is held across the hook: it may uncharge other address
     // spaces (taking their mmap_locks) or write limits.
     reclaim_(engine, refused, *n);
   }
+}
+
+Status MemoryController::force_charge(Engine& engine, Pid pid, int64_t bytes, bool* over_limit) {
+  if (over_limit) *over_limit = false;
+  if (&engine != this->engine()) return Status::Error(EINVAL, "not this controller's engine");
+  Result<int64_t> n = page_round_up(bytes);
+  if (!n.ok()) return n.status();
+  if (*n == 0) return Status::Ok();
+  Result<MmRef> mm = engine.mm_of(pid);
+  if (!mm.ok()) return mm.status();
+  uint64_t refused = 0;
+  ExclusiveLock<RwSem> l((*mm)->mmap_lock());
+  Status st = charge_locked(**mm, *n, &refused, /*force=*/true);
+  if (st.ok() && refused && over_limit) *over_limit = true;
+  return st;
 }
 
 Status MemoryController::uncharge(Engine& engine, Pid pid, int64_t bytes) {
@@ -334,18 +424,18 @@ Status MemoryController::force_empty_locked(Engine& engine, MemCss& css) {
   if (!engine.cgroup_tids(*css.cgroup()).empty())
     return Status::Error(EBUSY, "the cgroup has tasks");
   MemCss& parent = *css.up();
-  ledgers_.lock_all();
-  ledgers_.for_each_locked([&](const Mm*, Ledger& ledger) {
-    LedgerEntry* e = find_entry(ledger, &css);
-    if (!e) return;
-    const int64_t b = e->bytes;
-    // Only this level loses the bytes: the parent already counts them.
-    css.counter.uncharge(b, &parent.counter);
-    css.local.fetch_sub(b);
-    parent.local.fetch_add(b);
-    move_entry(ledger, *e, parent);
+  ledgers_.with_all_locked([&](auto&& for_each) {
+    for_each([&](const Mm*, Ledger& ledger) {
+      LedgerEntry* e = find_entry(ledger, &css);
+      if (!e) return;
+      const int64_t b = e->bytes;
+      // Only this level loses the bytes: the parent already counts them.
+      css.counter.uncharge(b, &parent.counter);
+      css.local.fetch_sub(b);
+      parent.local.fetch_add(b);
+      move_entry(ledger, *e, parent);
+    });
   });
-  ledgers_.unlock_all();
   return Status::Ok();
 }
 
@@ -429,7 +519,8 @@ Status MemoryController::can_attach(TaskSet& tset) {
     Mm& mm = *t.process().mm();
     MemCss& cur = memcg_of(mm);
     switches_.push_back(Switch{&mm, &to});
-    // Seed 003: charges move only with a leader in the memcg of the mm.
+    // Charges move only with a leader in the memcg the mm points at: the
+    // address space belongs to that group, not to any thread moving alone.
     if (!may_move || !(to.move_flags.load() & MemCss::kMoveAnon) || &cur != &from) return;
     for (const Move& m : moves_)
       if (m.mm == &mm) return;  // a CLONE_VM sharer already moves it
@@ -455,7 +546,7 @@ Status MemoryController::can_attach(TaskSet& tset) {
     const PageCounter* stop = PageCounter::common_ancestor(&from.counter, &to.counter);
     if (PageCounter* r = to.counter.try_charge(bytes, stop, /*raise_watermark=*/false)) {
       MemCss* owner = owner_of(to, r);
-      count_max_event(*owner);
+      count_event(*owner, MemCss::kMax);
       if (added) ledger.pop_back();
       std::string where = owner->cgroup() ? owner->cgroup()->path() : "?";
       st = Status::Error(ENOMEM, "moving " + std::to_string(bytes) +
@@ -529,28 +620,165 @@ void MemoryController::post_attach(TaskSet&) {
   switches_.clear();
 }
 
+// ------------------------------------------------------------ enforcement
+
+MemCss& MemoryController::css_of_locked(Engine& engine, const Cgroup& cgroup) {
+  engine.cgroup_mutex().AssertHeld();
+  Css* css = engine.effective_css_locked(cgroup, id());
+  return css ? of(*css) : *root_;
+}
+
+std::vector<MemoryController::OverLimit> MemoryController::over_limits(Engine& engine) {
+  std::vector<std::pair<int, OverLimit>> found;  // (level, cgroup)
+  {
+    MutexLock l(engine.cgroup_mutex());
+    std::vector<Cgroup*> stack{&engine.hierarchy_of_locked(id()).root()};
+    while (!stack.empty()) {
+      Cgroup* c = stack.back();
+      stack.pop_back();
+      for (const auto& [name, child] : c->children()) stack.push_back(child);
+      // The root has no limits; a v2 cgroup without the controller has
+      // none of its own (its tasks count in an ancestor, seen there).
+      Css* cs = c->is_root() ? nullptr : c->css(id());
+      if (!cs) continue;
+      MemCss& m = of(*cs);
+      const int64_t usage = m.counter.usage(), max = m.counter.limit(), high = m.high.load();
+      // The kernel's under_oom lasts until the waiting charges fit.
+      if (usage <= max) m.oom_locked.store(false);
+      if (usage <= max && usage <= high) continue;
+      found.push_back({c->level(), OverLimit{c->id(), c->path(), usage, max, high, usage > max,
+                                             m.oom_kill_disable.load()}});
+    }
+  }
+  std::stable_sort(found.begin(), found.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  std::vector<OverLimit> out;
+  out.reserve(found.size());
+  for (auto& [level, o] : found) out.push_back(std::move(o));
+  return out;
+}
+
+namespace {
+// The processes of `top` and every cgroup below it, sorted, each once.
+// Locking: cgroup mutex held (the tree), css_set lock not held.
+std::vector<Pid> subtree_tgids(Engine& engine, Cgroup& top) {
+  std::vector<Pid> out;
+  std::vector<Cgroup*> stack{&top};
+  while (!stack.empty()) {
+    Cgroup* c = stack.back();
+    stack.pop_back();
+    for (const auto& [name, child] : c->children()) stack.push_back(child);
+    std::vector<Pid> t = engine.cgroup_tgids(*c);
+    out.insert(out.end(), t.begin(), t.end());
+  }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
+  return out;
+}
+}  // namespace
+
+Result<std::vector<MemoryController::OomCandidate>> MemoryController::oom_candidates(
+    Engine& engine, uint64_t cgroup) {
+  std::vector<OomCandidate> out;
+  {
+    MutexLock l(engine.cgroup_mutex());
+    Cgroup* cg = engine.find_cgroup_locked(cgroup);
+    if (!cg || &cg->hierarchy() != &engine.hierarchy_of_locked(id()))
+      return Status::Error(ENOENT, "no such memory cgroup");
+    for (Pid g : subtree_tgids(engine, *cg)) {
+      // A zombie leader's process is reached through a live thread.
+      Result<MmRef> mm = engine.mm_of(g);
+      if (!mm.ok()) {
+        Result<std::vector<Pid>> t = engine.threads_of(g);
+        if (t.ok() && !t->empty()) mm = engine.mm_of(t->front());
+      }
+      out.push_back({g, mm.ok() ? mm.value()->charged.load() : 0});
+    }
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const OomCandidate& a, const OomCandidate& b) { return a.bytes > b.bytes; });
+  return out;
+}
+
+Result<MemoryController::OomGroup> MemoryController::oom_group(Engine& engine, Pid victim,
+                                                               uint64_t oom_cgroup) {
+  MutexLock l(engine.cgroup_mutex());
+  Cgroup* oom = engine.find_cgroup_locked(oom_cgroup);
+  Hierarchy& h = engine.hierarchy_of_locked(id());
+  if (!oom || &oom->hierarchy() != &h) return Status::Error(ENOENT, "no such memory cgroup");
+  Result<CgroupPtr> vc = engine.task_cgroup(victim, h);
+  if (!vc.ok()) return vc.status();
+  OomGroup g;
+  // memory.oom.group is a v2 file; the kernel never kills groups on v1.
+  if (!h.is_default()) return g;
+  Cgroup* group = nullptr;
+  Cgroup* c = vc->get();
+  for (; c; c = c->parent()) {
+    Css* cs = c->is_root() ? nullptr : c->css(id());
+    if (cs && of(*cs).oom_group.load()) group = c;
+    if (c == oom) break;
+  }
+  // The victim moved out of the OOM's subtree meanwhile: no group.
+  if (!c || !group) return g;
+  g.cgroup = group->id();
+  g.path = group->path();
+  g.tgids = subtree_tgids(engine, *group);
+  return g;
+}
+
+bool MemoryController::begin_oom(Engine& engine, uint64_t cgroup) {
+  MutexLock l(engine.cgroup_mutex());
+  Cgroup* cg = engine.find_cgroup_locked(cgroup);
+  if (!cg || &cg->hierarchy() != &engine.hierarchy_of_locked(id())) return false;
+  MemCss& m = css_of_locked(engine, *cg);
+  if (m.oom_kill_disable.load()) {
+    // One OOM until usage fits, however often the embedder looks: the
+    // kernel's charges wait in that one OOM meanwhile.
+    if (!m.oom_locked.exchange(true)) count_event(m, MemCss::kOom);
+    return false;
+  }
+  count_event(m, MemCss::kOom);
+  return true;
+}
+
+void MemoryController::count_oom_kill(Engine& engine, Pid victim) {
+  MutexLock l(engine.cgroup_mutex());
+  Result<CgroupPtr> vc = engine.task_cgroup(victim, engine.hierarchy_of_locked(id()));
+  if (!vc.ok()) return;
+  MemCss& m = css_of_locked(engine, **vc);
+  if (m.up()) count_event(m, MemCss::kOomKill);
+}
+
+void MemoryController::count_oom_group_kill(Engine& engine, uint64_t cgroup) {
+  MutexLock l(engine.cgroup_mutex());
+  Cgroup* cg = engine.find_cgroup_locked(cgroup);
+  if (!cg || &cg->hierarchy() != &engine.hierarchy_of_locked(id())) return;
+  MemCss& m = css_of_locked(engine, *cg);
+  if (m.up()) count_event(m, MemCss::kOomGroupKill);
+}
+
 // ------------------------------------------------------------ invariants
 
 Status MemoryController::check_invariants(Engine&) {
   std::unordered_map<const ChargeCss*, int64_t> local_want;
   Status st;
-  ledgers_.lock_all();
-  ledgers_.for_each_locked([&](const Mm* mm, Ledger& ledger) {
-    if (!st.ok()) return;
-    if (ledger.empty()) st = Status::Error(EIO, "an empty charge record was kept");
-    int64_t sum = 0;
-    for (const LedgerEntry& e : ledger) {
-      if (e.bytes <= 0) st = Status::Error(EIO, "a charge record entry holds no bytes");
-      if (e.css->dying.load()) st = Status::Error(EIO, "charges left in an offline memory cgroup");
-      local_want[e.css] += e.bytes;
-      sum += e.bytes;
-    }
-    if (sum != mm->charged.load())
-      st = Status::Error(EIO, "an address space's charges add up to " + std::to_string(sum) +
-                                  ", Mm::charged says " + std::to_string(mm->charged.load()));
+  ledgers_.with_all_locked([&](auto&& for_each) {
+    for_each([&](const Mm* mm, Ledger& ledger) {
+      if (!st.ok()) return;
+      if (ledger.empty()) st = Status::Error(EIO, "an empty charge record was kept");
+      int64_t sum = 0;
+      for (const LedgerEntry& e : ledger) {
+        if (e.bytes <= 0) st = Status::Error(EIO, "a charge record entry holds no bytes");
+        if (e.css->dying.load()) st = Status::Error(EIO, "charges left in an offline memory cgroup");
+        local_want[e.css] += e.bytes;
+        sum += e.bytes;
+      }
+      if (sum != mm->charged.load())
+        st = Status::Error(EIO, "an address space's charges add up to " + std::to_string(sum) +
+                                    ", Mm::charged says " + std::to_string(mm->charged.load()));
+    });
+    if (st.ok()) st = registry_.check(local_want);
   });
-  if (st.ok()) st = registry_.check(local_want);
-  ledgers_.unlock_all();
   return st;
 }
 

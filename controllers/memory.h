@@ -1,14 +1,24 @@
-// The memory controller (seed 003; kernel cgroup v1 and v2 files): limits
+// The memory controller (the kernel's cgroup v1 and v2 files): limits
 // the resident memory charged by the address spaces of a cgroup's processes.
 //
 // Model. An address space (Mm) points at its memory cgroup through a
-// reserved Mm slot (mm->memcg, seed 003; there is no mm->owner and no walk
+// reserved Mm slot (mm->memcg: there is no mm->owner and no walk
 // over processes when a leader exits). charge()/uncharge() stand for the
 // pages a process faults in and frees; Mm::charged holds the total. A charge
 // goes to the css the address space points at, and up the hierarchy
 // (PageCounter); over a limit anywhere it fails with ENOMEM, counting failcnt
 // and a "max" event at the cgroup whose limit refused. There is no reclaim;
 // an embedder may set a reclaim hook that runs once before a charge fails.
+//
+// Enforcement (the kernel's OOM path, for an embedder that learns of memory
+// after it is in use — the host backend): force_charge() lets usage pass
+// the limits, as the kernel's OOM path lets a charge through briefly;
+// over_limits() says which cgroups are above memory.max / memory.high;
+// oom_candidates() and oom_group() say whom the kernel would kill; the
+// embedder reclaims or kills outside every engine lock and reports back
+// (begin_oom, count_oom_kill, count_oom_group_kill) so that memory.events
+// and memory.oom_control count as the kernel's do. The controller itself
+// never kills anything: virtual tasks are never OOM-killed.
 //
 // Where charges live. Like the kernel's pages, bytes stay charged to the
 // cgroup they were charged in until uncharged, also after the process moves
@@ -20,7 +30,7 @@
 // When the address space is freed (its last user exits or execs), mm_release
 // uncharges everything it still holds, wherever that is.
 //
-// Keeping mm->memcg in sync (seed 003): a new address space (fork, spawn)
+// Keeping mm->memcg in sync: a new address space (fork, spawn)
 // points at the css of the task that gets it; exec points the fresh address
 // space at the exec'ing task's css; a migration that moves a thread-group
 // leader points its address space at the destination; a css that went
@@ -35,12 +45,15 @@
 // migration), the precharge is dropped by cancel_attach, the move happens in
 // attach. All of an address space's charge is anonymous here; bit 2 (file
 // pages) is stored and reads back but moves nothing (cgcore has no page
-// cache). Linux removed charge moving in 2024; cgcore keeps it (seed 002).
+// cache). Linux removed charge moving in 2024; cgcore keeps it, since moving a
+// process's charges with it is what the transactional attach is for
+// (docs/design-history.md).
 //
 // Thread-safety: charge/uncharge are thread-safe; hooks follow the engine's
 // contract (core/controller.h). Lock order: see controllers/page_counter.h.
 #pragma once
 
+#include <array>
 #include <functional>
 #include <memory>
 #include <string_view>
@@ -67,11 +80,24 @@ class MemCss final : public ChargeCss {
   // memory.move_charge_at_immigrate bits. Written under the cgroup mutex,
   // read by migrations (which hold it too); atomic for lock-free readers.
   std::atomic<uint32_t> move_flags{0};
-  // memory.events "max": charges refused by this cgroup's limit, counted
-  // here and at every non-root ancestor (hierarchical), and here only
-  // (local, memory.events.local).
-  std::atomic<int64_t> max_events{0};
-  std::atomic<int64_t> max_events_local{0};
+  // memory.events, in the kernel's order: counted here and at every
+  // non-root ancestor (`events`, hierarchical) and here only
+  // (`events_local`, memory.events.local; v1's oom_control oom_kill).
+  enum Event { kLow, kHigh, kMax, kOom, kOomKill, kOomGroupKill, kNrEvents };
+  std::array<std::atomic<int64_t>, kNrEvents> events{};
+  std::array<std::atomic<int64_t>, kNrEvents> events_local{};
+  // memory.high (v2): above it a charge counts a "high" event and the
+  // embedder may reclaim; never a limit. kUnlimited: "max".
+  std::atomic<int64_t> high{kUnlimited};
+  // memory.oom.group (v2): an OOM kill in the subtree kills every process
+  // of the highest such cgroup on the victim's path.
+  std::atomic<bool> oom_group{false};
+  // memory.oom_control oom_kill_disable (v1); copied from the parent when
+  // the cgroup is made, as the host kernel does.
+  std::atomic<bool> oom_kill_disable{false};
+  // An OOM here found kills disabled: the cgroup and its subtree read
+  // under_oom 1 until its usage fits its limit again (over_limits clears it).
+  std::atomic<bool> oom_locked{false};
   // Set by css_offline with every ledger shard mutex held; from then on no
   // charge lands here (see MemoryController::css_offline).
   std::atomic<bool> dying{false};
@@ -119,7 +145,7 @@ class MemoryController final : public Controller {
   Status can_fork(Task& child, CssSet& cset) override;
   void cancel_fork(Task& child, CssSet& cset) override;
   // Points the fresh address space at the exec'ing task's css (the task may
-  // have migrated alone, seed 003).
+  // have migrated alone).
   void exec(Task& task) override;
   // Uncharges whatever the address space still holds, wherever it lives.
   // Locking: any engine locks; takes one table shard mutex (a leaf).
@@ -149,6 +175,74 @@ class MemoryController final : public Controller {
   // more than the address space holds.
   // Locking: as charge.
   Status uncharge(Engine& engine, Pid pid, int64_t bytes);
+  // Charges like charge(), except that no limit refuses: the bytes are in
+  // use already (the host backend learns of memory after the fact), so
+  // usage may pass memory.max / limit_in_bytes, as the kernel's OOM path
+  // lets a charge through. A limit the charge passes counts failcnt and a
+  // "max" event where a refused charge would (the deepest level over its
+  // limit), and *over_limit (if given) is set. The reclaim hook is not
+  // called. ESRCH, EINVAL as charge; ENOMEM only on allocation failure or
+  // past kUnlimited. Locking: as charge.
+  Status force_charge(Engine& engine, Pid pid, int64_t bytes, bool* over_limit = nullptr);
+
+  // A memory cgroup above its memory.max / limit_in_bytes or memory.high.
+  struct OverLimit {
+    uint64_t cgroup = 0;  // Cgroup::id, for the calls below
+    std::string path;     // for the log
+    int64_t usage = 0, max = 0, high = 0;
+    bool over_max = false;       // usage > max (else only above high)
+    bool kill_disabled = false;  // v1 oom_kill_disable
+  };
+  // Every cgroup of the memory hierarchy (the root excepted: it has no
+  // limits) whose usage is above its max or its high, deepest first, so
+  // that an OOM is handled in the smallest domain first. Clears the OOM
+  // state (under_oom) of every cgroup whose usage fits its limit again.
+  // Never fails. Locking: takes the cgroup mutex; the caller holds no
+  // engine lock.
+  std::vector<OverLimit> over_limits(Engine& engine);
+
+  // A process the OOM killer may choose: the bytes its address space holds
+  // (Mm::charged, the kernel's rss-based badness without oom_score_adj).
+  struct OomCandidate {
+    Pid tgid = 0;
+    int64_t bytes = 0;
+  };
+  // The processes of the subtree of cgroup `cgroup` (a cgroup of this
+  // controller's hierarchy), largest first (ties: lower pid first). ENOENT
+  // if the cgroup was removed. Locking: takes the cgroup mutex; the caller
+  // holds no engine lock.
+  Result<std::vector<OomCandidate>> oom_candidates(Engine& engine, uint64_t cgroup);
+
+  // A cgroup an OOM kill takes whole (memory.oom.group).
+  struct OomGroup {
+    uint64_t cgroup = 0;     // Cgroup::id; 0: none, kill the victim alone
+    std::string path;        // for the log
+    std::vector<Pid> tgids;  // the processes of its subtree, sorted
+  };
+  // What the kernel's mem_cgroup_get_oom_group answers for a kill of
+  // `victim` in an OOM of `oom_cgroup`: on cgroup v2, the highest cgroup on
+  // the path from the victim's cgroup up to `oom_cgroup` with
+  // memory.oom.group 1, and its subtree's processes; on v1, when none is
+  // set, or when the victim is no longer below `oom_cgroup`, none.
+  // ESRCH if the victim is gone, ENOENT if oom_cgroup was removed.
+  // Locking: takes the cgroup mutex; the caller holds no engine lock.
+  Result<OomGroup> oom_group(Engine& engine, Pid victim, uint64_t oom_cgroup);
+
+  // An OOM in cgroup `cgroup` (usage stays above its limit after reclaim):
+  // counts memory.events "oom" there. With oom_kill_disable set there
+  // (v1), marks it under_oom and returns false: nothing may be killed until
+  // usage fits. True: the caller may kill. False also if it was removed.
+  // Locking: takes the cgroup mutex; the caller holds no engine lock.
+  bool begin_oom(Engine& engine, uint64_t cgroup);
+  // A process killed by the OOM killer: counts "oom_kill" at the memory
+  // cgroup of `victim`'s task (hierarchical in memory.events, local in
+  // events.local and v1 oom_control). Nothing if the victim is gone.
+  // Locking: as begin_oom.
+  void count_oom_kill(Engine& engine, Pid victim);
+  // A group kill (memory.oom.group) of cgroup `cgroup`: counts
+  // "oom_group_kill" there. Locking: as begin_oom.
+  void count_oom_group_kill(Engine& engine, uint64_t cgroup);
+
   // Sets the reclaim hook (empty: none). Not synchronised with charges in
   // flight: set it before concurrent use.
   void set_reclaim_hook(ReclaimHook hook) { reclaim_ = std::move(hook); }
@@ -201,16 +295,22 @@ class MemoryController final : public Controller {
   // which excludes every other writer of the slot).
   MemCss& memcg_of(Mm& mm);
   // Charges `bytes` at memcg_of(mm). On a refusal by a limit, *refused gets
-  // the refusing cgroup's id. Locking: mmap_lock held exclusive.
-  Status charge_locked(Mm& mm, int64_t bytes, uint64_t* refused);
+  // the refusing cgroup's id; with `force` the charge is made anyway (and
+  // Ok returned). Counts "high" events at every level left above its high.
+  // Locking: mmap_lock held exclusive.
+  Status charge_locked(Mm& mm, int64_t bytes, uint64_t* refused, bool force);
+  // The memory css that governs `cgroup` (its own, or on v2 the nearest
+  // ancestor's where the controller is enabled). Locking: cgroup mutex.
+  MemCss& css_of_locked(Engine& engine, const Cgroup& cgroup);
+  // Counts event `ev` at `css`: locally, and there and at every non-root
+  // ancestor hierarchically.
+  void count_event(MemCss& css, MemCss::Event ev);
   static LedgerEntry* find_entry(Ledger& ledger, const MemCss* css);
   // Online and not being taken offline.
   static bool alive(Css& css);
   // Re-labels entry `e` as `to`'s, merging with an entry `to` already has.
   // Locking: the ledger's shard mutex (or all of them) held.
   static void move_entry(Ledger& ledger, LedgerEntry& e, MemCss& to);
-  // Counts a refusal at `refused` (memory.events max).
-  static void count_max_event(MemCss& refused);
   // The css owning a refusing counter, found from the charged css upward.
   static MemCss* owner_of(MemCss& charged, const PageCounter* counter);
   // Undoes the precharges of moves_ (reverse order) and clears the plan.

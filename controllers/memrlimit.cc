@@ -13,7 +13,8 @@ bool is_leader(const Task& t) { return t.tid() == t.process().tgid(); }
 
 MemrlimitCss& rl(Css& css) { return MemrlimitController::of(css); }
 
-// Seed 002's files, in the format and with the parsing of memory's v1 ones.
+// The limit_in_bytes / usage_in_bytes family, in the format and with the
+// parsing of memory's v1 files.
 Result<std::string> read_limit(Engine&, Css& css) { return format_line(rl(css).counter.limit()); }
 Status write_limit(Engine&, Css& css, std::string_view text) {
   return write_limit_v1(rl(css), text);
@@ -33,7 +34,7 @@ Status write_failcnt(Engine&, Css& css, std::string_view text) {
 }
 
 // memrlimit never existed in Linux, so there is no v2 interface to follow;
-// the seed's files appear on both kinds of hierarchy.
+// its files appear on both kinds of hierarchy.
 constexpr ControlFileSpec kFiles[] = {
     {"limit_in_bytes", kV1V2, FileScope::kEverywhere, read_limit, write_limit},
     {"usage_in_bytes", kV1V2, FileScope::kEverywhere, read_usage, nullptr},
@@ -236,7 +237,7 @@ Status MemrlimitController::can_attach(TaskSet& tset) {
     MemrlimitCss& to = of(*dst.css(id()));
     if (&from == &to) return;
     Mm& mm = *t.process().mm();
-    // Seed 002: only the owner's move carries the charge; "owner" is a
+    // Only the owner's move carries the charge; "owner" is a
     // leader in the css the address space points at.
     if (&owner_of(mm) != &from) return;
     for (const Move& m : moves_)
@@ -289,19 +290,19 @@ void MemrlimitController::post_attach(TaskSet&) {
 Status MemrlimitController::check_invariants(Engine&) {
   std::unordered_map<const ChargeCss*, int64_t> local_want;
   Status st;
-  charged_.lock_all();
-  charged_.for_each_locked([&](const Mm* mm, Charged&) {
-    if (!st.ok()) return;
-    const Css* css = mm->slot(slot_);
-    const int64_t tv = mm->total_vm.load();
-    if (!css || tv <= 0) {
-      st = Status::Error(EIO, "a recorded address space has no owner css or no size");
-      return;
-    }
-    local_want[static_cast<const MemrlimitCss*>(css)] += tv;
+  charged_.with_all_locked([&](auto&& for_each) {
+    for_each([&](const Mm* mm, Charged&) {
+      if (!st.ok()) return;
+      const Css* css = mm->slot(slot_);
+      const int64_t tv = mm->total_vm.load();
+      if (!css || tv <= 0) {
+        st = Status::Error(EIO, "a recorded address space has no owner css or no size");
+        return;
+      }
+      local_want[static_cast<const MemrlimitCss*>(css)] += tv;
+    });
+    if (st.ok()) st = registry_.check(local_want);
   });
-  if (st.ok()) st = registry_.check(local_want);
-  charged_.unlock_all();
   return st;
 }
 

@@ -1,11 +1,11 @@
-// The memrlimit controller (seed 002): limits the total address-space size
-// (total_vm) of the processes of a cgroup. Not a Linux controller — it was
-// proposed with the transactional attach design and never merged; cgcore
-// implements it as the seed sketches.
+// The memrlimit controller: limits the total address-space size (total_vm)
+// of the processes of a cgroup. Not a Linux controller — it was proposed
+// with the transactional attach design and never merged
+// (docs/design-history.md).
 //
 // Model. Each address space's whole size (Mm::total_vm) is charged to one
 // css, the one its reserved Mm slot points at (its "owner" css, in the
-// mm->memcg style of seed 003: there is no mm->owner task). mmap()/munmap()
+// mm->memcg style: there is no mm->owner task). mmap()/munmap()
 // grow and shrink it; growing past a limit anywhere up the hierarchy fails
 // with ENOMEM and counts failcnt at the cgroup that refused.
 //

@@ -110,8 +110,8 @@ Status NumtasksController::can_attach(TaskSet& tset) {
     moves_.clear();
     return Status::Error(ENOMEM, "numtasks: out of memory recording a migration");
   }
-  // ...then one per (source, destination) css pair, as seed 002's list has
-  // one entry per source cgroup (several css_sets may share a css).
+  // ...then one per (source, destination) css pair: the move list has one
+  // entry per source cgroup (several css_sets may share a css).
   std::sort(moves_.begin(), moves_.end(), [](const Move& a, const Move& b) {
     return std::less<>()(a.src, b.src) || (a.src == b.src && std::less<>()(a.dst, b.dst));
   });
@@ -188,7 +188,6 @@ Result<std::string> NumtasksController::read_max(Engine&, Css& css) {
 }
 
 Status NumtasksController::write_max(Engine&, Css& css, std::string_view text) {
-  if (text.empty()) return Status::Ok();  // a zero-length write changes nothing
   Result<int64_t> limit = parse_task_limit(text, "numtasks.max");
   if (!limit.ok()) return limit.status();
   // May be below the current count: only later forks and moves are refused.

@@ -1,4 +1,4 @@
-// The numtasks controller (seed 002): limits the number of tasks (threads)
+// The numtasks controller (not in Linux; docs/design-history.md): limits the number of tasks (threads)
 // in a cgroup and its descendants like pids, but also refuses a migration
 // that would take the destination, or any of its ancestors, past its limit.
 //
@@ -7,7 +7,7 @@
 // the root css counts nothing. fork and clone_thread are refused with EAGAIN
 // past a limit; exit uncharges.
 //
-// Migration is seed 002's numtasks example on the core's hooks:
+// Migration collects charges from every source cgroup at once:
 //   can_attach          builds the list of moves, one per (source css,
 //                       destination css) pair — a process's threads may come
 //                       from several cgroups — with its task count and the
@@ -81,7 +81,7 @@ class NumtasksController final : public Controller {
 
   std::string_view name() const override { return "numtasks"; }
   // Threaded, like pids: it counts threads, so a v2 threaded subtree may
-  // enable it (seed 002 predates threaded mode; this follows pids).
+  // enable it, as pids.
   bool threaded() const override { return true; }
 
   // A css with no limit and no charge; ENOMEM only.

@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "core/cgroup.h"
+#include "core/parse.h"
 
 namespace cgcore {
 
@@ -21,36 +22,6 @@ std::string css_name(const ChargeCss& css) {
   std::string name = cg ? cg->path() : std::string("?");
   if (!css.online()) name += " (offline)";
   return name;
-}
-
-bool is_space(char c) {
-  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
-}
-
-std::string_view strip(std::string_view s) {
-  while (!s.empty() && is_space(s.front())) s.remove_prefix(1);
-  while (!s.empty() && is_space(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-int digit_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return 99;
-}
-
-// The kernel's radix fix-up for base 0: "0x" followed by a hex digit is hex,
-// another leading 0 octal, anything else decimal. Consumes the "0x".
-unsigned radix_of(std::string_view& s) {
-  if (!s.empty() && s[0] == '0') {
-    if (s.size() >= 3 && (s[1] == 'x' || s[1] == 'X') && digit_value(s[2]) < 16) {
-      s.remove_prefix(2);
-      return 16;
-    }
-    return 8;
-  }
-  return 10;
 }
 
 }  // namespace
@@ -96,6 +67,10 @@ PageCounter* PageCounter::try_charge(int64_t bytes, const PageCounter* stop, boo
     if (raise_watermark) raise_to(c->watermark_, u + bytes);
   }
   return nullptr;
+}
+
+void PageCounter::force_charge(int64_t bytes) {
+  for (PageCounter* c = this; c; c = c->parent_) raise_to(c->watermark_, c->usage_.fetch_add(bytes) + bytes);
 }
 
 void PageCounter::uncharge(int64_t bytes, const PageCounter* stop) {
@@ -187,49 +162,20 @@ Status CssRegistry::check(const std::unordered_map<const ChargeCss*, int64_t>& l
 // ------------------------------------------------------------ parsing
 
 Result<int64_t> parse_memory_size(std::string_view text, std::string_view unlimited_word) {
-  std::string_view s = strip(text);
+  const std::string_view s = strstrip(text);
   if (s == unlimited_word) return kUnlimited;
-  const std::string bad = "invalid memory size '" + std::string(s) + "'";
-  // simple_strtoull: digits in the radix, wrapping silently on overflow.
-  const unsigned radix = radix_of(s);
-  uint64_t v = 0;
-  while (!s.empty() && static_cast<unsigned>(digit_value(s[0])) < radix) {
-    v = v * radix + static_cast<unsigned>(digit_value(s[0]));
-    s.remove_prefix(1);
-  }
-  // memparse's suffixes, K to E: each another factor of 1024.
-  if (!s.empty()) {
-    const char c = static_cast<char>(s[0] | 0x20);  // ASCII lower case
-    if (const size_t i = std::string_view("kmgtpe").find(c); i != std::string_view::npos) {
-      v <<= 10 * (i + 1);
-      s.remove_prefix(1);
-    }
-  }
-  if (!s.empty()) return Status::Error(EINVAL, bad);
-  const uint64_t pages = v / kPageSize;
+  const Prefix size = memparse(s);
+  if (size.used != s.size())
+    return Status::Error(EINVAL, "invalid memory size '" + std::string(s) + "'");
+  const uint64_t pages = size.value / kPageSize;
   const uint64_t max_pages = static_cast<uint64_t>(kUnlimited / kPageSize);
   return static_cast<int64_t>((pages < max_pages ? pages : max_pages) * kPageSize);
 }
 
 Result<uint64_t> parse_u64(std::string_view text) {
-  std::string_view s = text;
-  const std::string bad = "invalid number '" + std::string(strip(text)) + "'";
-  if (!s.empty() && s[0] == '+') s.remove_prefix(1);
-  const unsigned radix = radix_of(s);
-  uint64_t v = 0;
-  bool overflow = false;
-  size_t n = 0;
-  while (!s.empty() && static_cast<unsigned>(digit_value(s[0])) < radix) {
-    const unsigned d = static_cast<unsigned>(digit_value(s[0]));
-    if (v > (UINT64_MAX - d) / radix) overflow = true;
-    v = v * radix + d;
-    s.remove_prefix(1);
-    ++n;
-  }
-  if (n == 0) return Status::Error(EINVAL, bad);
-  if (overflow) return Status::Error(ERANGE, "number out of range");
-  if (!s.empty() && s[0] == '\n') s.remove_prefix(1);
-  if (!s.empty()) return Status::Error(EINVAL, bad);
+  Result<uint64_t> v = kstrtoull(text);
+  if (!v.ok() && v.err() == EINVAL)
+    return Status::Error(EINVAL, "invalid number '" + std::string(strstrip(text)) + "'");
   return v;
 }
 

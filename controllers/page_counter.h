@@ -64,6 +64,12 @@ class PageCounter {
   // Locking: none.
   PageCounter* try_charge(int64_t bytes, const PageCounter* stop = nullptr,
                           bool raise_watermark = true);
+  // Charges `bytes` (>= 0) to this counter and every ancestor, past any
+  // limit (the kernel's page_counter_charge, used when the memory is in use
+  // already and refusing it would only make usage lie), raising each
+  // watermark. Counts no failure: the caller tried try_charge first.
+  // Locking: none.
+  void force_charge(int64_t bytes);
   // Raises the watermark of this counter and every ancestor below `stop` to
   // its current usage. Locking: none.
   void raise_watermark(const PageCounter* stop = nullptr);
@@ -174,19 +180,19 @@ class MmTable {
 
   Shard& shard(const Mm* mm) { return shards_[(reinterpret_cast<uintptr_t>(mm) >> 6) % kShards]; }
 
-  // Locks every shard (the invariant checker's snapshot), in index order.
-  // The analysis cannot follow an array of capabilities.
-  void lock_all() CG_NO_THREAD_SAFETY_ANALYSIS {
+  // Runs body(for_each) with every shard locked, in index order — one
+  // consistent view of the whole table — where for_each(fn) calls
+  // fn(const Mm*, V&) for every entry. Not analysed: the locks are an
+  // array, which clang's analysis cannot follow.
+  template <typename Body>
+  void with_all_locked(Body&& body) CG_NO_THREAD_SAFETY_ANALYSIS {
     for (Shard& s : shards_) s.mu.Lock();
-  }
-  void unlock_all() CG_NO_THREAD_SAFETY_ANALYSIS {
+    auto for_each = [this](auto&& fn) CG_NO_THREAD_SAFETY_ANALYSIS {
+      for (Shard& s : shards_)
+        for (auto& [mm, v] : s.map) fn(mm, v);
+    };
+    body(for_each);
     for (size_t i = shards_.size(); i-- > 0;) shards_[i].mu.Unlock();
-  }
-  // Calls fn(const Mm*, V&) for every entry. REQUIRES: lock_all().
-  template <typename Fn>
-  void for_each_locked(Fn&& fn) CG_NO_THREAD_SAFETY_ANALYSIS {
-    for (Shard& s : shards_)
-      for (auto& [mm, v] : s.map) fn(mm, v);
   }
 
  private:
@@ -197,12 +203,12 @@ class MmTable {
 // ------------------------------------------------------------------ files
 
 // The value of a memory-size write, as the kernel's page_counter_memparse
-// reads it: surrounding white space stripped; `unlimited_word` ("-1" for v1
-// files, "max" for v2) is kUnlimited; otherwise an unsigned number in C
-// notation (0x hex, leading 0 octal; wraps past 2^64 as the kernel's
-// simple_strtoull does) with an optional K/M/G/T/P/E suffix (either case,
-// powers of 1024), rounded down to a page and capped at kUnlimited. "" is 0.
-// EINVAL for anything else ("+1", "-2", "1kb", "1.5k").
+// reads it: surrounding white space (kisspace) stripped; `unlimited_word`
+// ("-1" for v1 files, "max" for v2) is kUnlimited; otherwise all of the text
+// must be a memparse size (core/parse.h: C notation, an optional K/M/G/T/P/E
+// suffix, wrapping modulo 2^64 as on the host: "16E" is 0), rounded down to
+// a page and capped at kUnlimited. "" and "k" are 0. EINVAL for anything
+// else ("+1", "-2", "1kb", "1.5k", "1 k").
 Result<int64_t> parse_memory_size(std::string_view text, std::string_view unlimited_word);
 // The value of a cgroup u64 write (the kernel's kstrtoull base 0, which the
 // cgroup core applies to write_u64 files without stripping): an optional '+',

@@ -6,87 +6,22 @@
 #include <new>
 
 #include "core/migration.h"
+#include "core/parse.h"
 
 namespace cgcore {
 
 // ------------------------------------------------------------------ shared
 
-namespace {
-
-// The kernel's isspace() (lib/ctype.c): 0xA0 counts as white space too.
-bool kernel_isspace(char c) {
-  unsigned char u = static_cast<unsigned char>(c);
-  return u == ' ' || (u >= '\t' && u <= '\r') || u == 0xA0;
-}
-
-// The value of a digit in bases up to 16, or 16 for anything else.
-unsigned digit_value(char c) {
-  if (c >= '0' && c <= '9') return static_cast<unsigned>(c - '0');
-  if (c >= 'a' && c <= 'f') return static_cast<unsigned>(c - 'a' + 10);
-  if (c >= 'A' && c <= 'F') return static_cast<unsigned>(c - 'A' + 10);
-  return 16;
-}
-
-// kstrtoull(s, 0) without the leading '+': 0 or EINVAL / ERANGE.
-int parse_ull(std::string_view s, uint64_t* out) {
-  unsigned base = 10;
-  if (!s.empty() && s[0] == '0') {
-    if (s.size() >= 3 && (s[1] == 'x' || s[1] == 'X') && digit_value(s[2]) < 16) {
-      base = 16;
-      s.remove_prefix(2);
-    } else {
-      base = 8;
-    }
-  }
-  uint64_t res = 0;
-  bool overflow = false;
-  size_t nd = 0;
-  for (; nd < s.size(); ++nd) {
-    unsigned v = digit_value(s[nd]);
-    if (v >= base) break;
-    if (res > (UINT64_MAX - v) / base) overflow = true;
-    res = res * base + v;
-  }
-  // Overflow wins over trailing garbage, as in the kernel.
-  if (overflow) return ERANGE;
-  if (nd == 0) return EINVAL;
-  s.remove_prefix(nd);
-  if (!s.empty() && s[0] == '\n') s.remove_prefix(1);
-  if (!s.empty()) return EINVAL;
-  *out = res;
-  return 0;
-}
-
-// kstrtoll(s, 0): 0 or EINVAL / ERANGE.
-int parse_ll(std::string_view s, int64_t* out) {
-  uint64_t u = 0;
-  if (!s.empty() && s[0] == '-') {
-    if (int err = parse_ull(s.substr(1), &u)) return err;
-    // Two's complement wrap (defined in C++20), as the kernel's check.
-    int64_t v = static_cast<int64_t>(0 - u);
-    if (v > 0) return ERANGE;
-    *out = v;
-    return 0;
-  }
-  if (!s.empty() && s[0] == '+') s.remove_prefix(1);
-  if (int err = parse_ull(s, &u)) return err;
-  if (static_cast<int64_t>(u) < 0) return ERANGE;
-  *out = static_cast<int64_t>(u);
-  return 0;
-}
-
-}  // namespace
-
 Result<int64_t> parse_task_limit(std::string_view text, std::string_view file) {
-  if (size_t nul = text.find('\0'); nul != std::string_view::npos) text = text.substr(0, nul);
-  while (!text.empty() && kernel_isspace(text.front())) text.remove_prefix(1);
-  while (!text.empty() && kernel_isspace(text.back())) text.remove_suffix(1);
+  text = strstrip(text);
   if (text == "max") return kTaskLimitMax;
-  int64_t v = 0;
-  if (int err = parse_ll(text, &v)) {
+  Result<int64_t> parsed = kstrtoll(text);
+  if (!parsed.ok()) {
+    const int err = parsed.err();
     return Status::Error(err, std::string(file) + ": '" + std::string(text) + "' is " +
                                   (err == ERANGE ? "out of range" : "not a number or \"max\""));
   }
+  const int64_t v = *parsed;
   if (v < 0 || v >= kTaskLimitMax) {
     return Status::Error(EINVAL, std::string(file) + ": " + std::to_string(v) +
                                      " is not in 0.." + std::to_string(kTaskLimitMax - 1));
@@ -276,6 +211,18 @@ Status PidsController::can_fork(Task&, CssSet& cset) {
   over->events_max_local_.fetch_add(1, std::memory_order_relaxed);
   for (PidsCss* p = over; !p->is_root(); p = parent_of(p))
     p->events_max_.fetch_add(1, std::memory_order_relaxed);
+  // Watchers hear of it where the kernel notifies: v1 where the fork
+  // happened; v2 pids.events.local at the refusing level and pids.events
+  // there and at every non-root ancestor.
+  if (Engine* e = engine(); e && pids->cgroup()) {
+    if (!pids->cgroup()->hierarchy().is_default()) {
+      e->notify_file_changed(*pids->cgroup(), "pids.events");
+    } else {
+      if (over->cgroup()) e->notify_file_changed(*over->cgroup(), "pids.events.local");
+      for (PidsCss* p = over; !p->is_root(); p = parent_of(p))
+        if (p->cgroup()) e->notify_file_changed(*p->cgroup(), "pids.events");
+    }
+  }
   return Status::Error(EAGAIN, "pids: fork refused, a pids.max limit is reached");
 }
 
@@ -294,7 +241,6 @@ Result<std::string> PidsController::read_max(Engine&, Css& css) {
 }
 
 Status PidsController::write_max(Engine&, Css& css, std::string_view text) {
-  if (text.empty()) return Status::Ok();  // a zero-length write changes nothing
   Result<int64_t> limit = parse_task_limit(text, "pids.max");
   if (!limit.ok()) return limit.status();
   // May be below the current count: only later forks are refused.

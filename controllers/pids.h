@@ -55,14 +55,14 @@ namespace cgcore {
 inline constexpr int64_t kTaskLimitMax = 4194305;
 
 // Parses what was written to a task-limit file (`file` names it in error
-// messages). As the kernel: the text is cut at the first NUL, white space
-// (kernel isspace: " \t\n\v\f\r" and 0xA0) is stripped at both ends, "max"
-// gives kTaskLimitMax, anything else is read as kstrtoll(s, 0) does (an
-// optional sign; "0x" hex, leading-0 octal, else decimal; one trailing
-// newline allowed). Errors: ERANGE if the number does not fit in 64 bits,
-// EINVAL for anything else that is not a number, or a number below 0 or not
-// below kTaskLimitMax. The caller handles an empty write (the kernel's VFS
-// accepts it without calling the handler).
+// messages; the file layer has already cut it at its first NUL). As the
+// kernel: white space (kisspace, core/parse.h) is stripped at both ends,
+// "max" gives kTaskLimitMax, anything else is read as kstrtoll(s, 0) does
+// (an optional sign; "0x" hex, leading-0 octal, else decimal; one trailing
+// newline allowed). Errors: ERANGE if the number does not fit in 64 bits
+// (before any junk after it is looked at), EINVAL for anything else that is
+// not a number (the empty text included), or a number below 0 or not below
+// kTaskLimitMax.
 // Locking: none (pure).
 Result<int64_t> parse_task_limit(std::string_view text, std::string_view file);
 

@@ -1,6 +1,7 @@
 // The controllers cgcore ships, registered in one call.
 #pragma once
 
+#include <functional>
 #include <optional>
 
 #include "controllers/cpuset.h"
@@ -8,14 +9,42 @@
 
 namespace cgcore {
 
+class MemoryController;
+class PidsController;
+class NumtasksController;
+class MemrlimitController;
+class CpuController;
+class CpuacctController;
+
 struct BuiltinOptions {
   // The machine cpuset sees; default: the host's CPUs and nodes.
   std::optional<CpusetTopology> cpuset_topology;
+  // Where cpuset sends each task's new effective sets (see
+  // CpusetController::AffinitySink); default: nowhere (virtual tasks).
+  CpusetController::AffinitySink affinity_sink;
+  // Where cpu sends each task's nice level when its cgroup's weight
+  // changes for it (see CpuController::NiceSink); default: nowhere.
+  std::function<void(Pid tid, int nice)> nice_sink;
 };
 
-// Registers cpuset, memory, pids, numtasks and memrlimit, in that order,
+// The registered controllers, typed. The engine owns them; the pointers stay
+// valid for the engine's lifetime.
+struct BuiltinControllers {
+  CpusetController* cpuset = nullptr;
+  MemoryController* memory = nullptr;
+  PidsController* pids = nullptr;
+  NumtasksController* numtasks = nullptr;
+  MemrlimitController* memrlimit = nullptr;
+  CpuController* cpu = nullptr;
+  CpuacctController* cpuacct = nullptr;
+};
+
+// Registers cpuset, memory, pids, numtasks, memrlimit, cpu and cpuacct, in
+// that order (cpu is given cpuacct, so that charged CPU time reaches both),
 // with `engine` (before any cgroup exists). Errors as
-// Engine::register_controller.
-Status register_builtin_controllers(Engine& engine, const BuiltinOptions& options = {});
+// Engine::register_controller (nothing is usable then: register on a fresh
+// engine).
+Result<BuiltinControllers> register_builtin_controllers(Engine& engine,
+                                                        BuiltinOptions options = {});
 
 }  // namespace cgcore

@@ -79,6 +79,20 @@ class Cgroup {
   bool clone_children() const { return clone_children_.load(std::memory_order_relaxed); }
   void set_clone_children(bool v) { clone_children_.store(v, std::memory_order_relaxed); }
 
+  // cgroup v2's base CPU statistics (the v2 cpu.stat usage lines, present
+  // in every cgroup of the default hierarchy whatever its controllers): CPU
+  // time, in nanoseconds, of the tasks of this cgroup and its descendants,
+  // charged by the embedder (CpuController::charge) at this cgroup and every
+  // ancestor at once, so that a removed child's or an exited task's time
+  // stays counted. Counters only grow. Atomics: safe from any thread.
+  struct CpuTime {
+    std::atomic<uint64_t> user_ns{0};
+    std::atomic<uint64_t> system_ns{0};
+    std::atomic<uint64_t> nice_ns{0};  // the part of user_ns run at nice > 0
+  };
+  CpuTime& cputime() { return cputime_; }
+  const CpuTime& cputime() const { return cputime_; }
+
   // Reference counting. The parent's children map and the hierarchy hold the
   // base reference until rmdir; each child, each css of this cgroup and each
   // css_set linked to it hold one. The root cgroup is owned by its Hierarchy.
@@ -126,6 +140,7 @@ class Cgroup {
   std::atomic<bool> notify_on_release_{false};
   std::atomic<bool> clone_children_{false};
   std::atomic<int64_t> refs_{1};
+  CpuTime cputime_;
 };
 
 // An owning reference to a cgroup (Cgroup::get/put); keeps the object valid,

@@ -7,6 +7,7 @@
 // engine's *_locked helpers.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -15,6 +16,7 @@
 
 namespace cgcore {
 
+class Controller;
 class Css;
 class Engine;
 
@@ -35,8 +37,14 @@ struct ControlFileSpec {
   FileScope scope = FileScope::kEverywhere;
   // Null handler = not readable / not writable (mode bits follow).
   Result<std::string> (*read)(Engine& engine, Css& css) = nullptr;
-  // One write is one command; the whole text written is passed.
+  // One write is one command; the text written is passed up to its first
+  // NUL (handlers read a C string, as the kernel's do). A zero-length
+  // write never reaches the handler.
   Status (*write)(Engine& engine, Css& css, std::string_view text) = nullptr;
+  // The most one write may carry (the kernel's max_write_len of the file:
+  // E2BIG beyond); null: a page. Asked once per controller, when a file
+  // layer builds its table.
+  size_t (*max_write)(const Controller& controller) = nullptr;
 };
 
 }  // namespace cgcore

@@ -26,6 +26,10 @@
 //                      destination css_set.
 //   post_attach        after the css_set lock is dropped (cgroup mutex and
 //                      threadgroup locks still held); may block, cannot fail.
+//                      It may walk the TaskSet only if the controller's
+//                      post_attach_needs_tasks() says so: otherwise the
+//                      transaction has already released its tasks (it ended
+//                      in the commit hold) and a walk aborts in debug builds.
 //
 // Exactly one of {cancel_attach, attach} follows a successful can_attach.
 //
@@ -68,6 +72,11 @@ class Controller {
   // be enabled inside a threaded subtree, and its css follows single
   // threads). Domain controllers (false) see whole processes only.
   virtual bool threaded() const { return false; }
+  // Whether the controller exists on cgroup v2. A v1-only controller (the
+  // kernel's cpuacct) is never listed in, nor enabled through, the default
+  // hierarchy's cgroup.controllers / cgroup.subtree_control; while bound
+  // there its root css holds every task, unseen.
+  virtual bool on_v2() const { return true; }
 
   // Allocates state for a new cgroup; `parent` is the parent cgroup's css, or
   // null for the root css (allocated once, at registration). Failing makes
@@ -104,9 +113,14 @@ class Controller {
   // True if the controller's migration hooks read or move state of the
   // movers' address spaces: the transaction then holds each mover's
   // Mm::mmap_lock shared from before can_attach until after post_attach (or
-  // the cancel), so that no charge changes an address space in between
-  // (seed 002's use of mmap_sem, taken once by the core for everybody).
+  // the cancel), so that no charge changes an address space in between. The
+  // core takes each lock once, for every controller that asks: a controller
+  // does not take it itself.
   virtual bool needs_stable_mm() const { return false; }
+  // True if post_attach walks the TaskSet. The core then keeps the
+  // transaction's task lists until post_attach returns, at the price of one
+  // more css_set lock hold per migration.
+  virtual bool post_attach_needs_tasks() const { return false; }
 
   // The controller's root css moved to the root of another hierarchy
   // (mounting or destroying a v1 hierarchy). Locking: cgroup mutex held.

@@ -5,7 +5,6 @@
 
 #include "core/css.h"
 #include "core/engine.h"
-#include "core/migration.h"
 
 namespace cgcore {
 
@@ -93,91 +92,124 @@ bool Engine::take_injected_cset_failure() {
   return false;
 }
 
-Result<CssSet*> Engine::find_css_set(CssSet& src, Cgroup* dst, HierarchyId h,
-                                     MigrationContext& ctx) {
+Result<CssSet*> Engine::find_css_set_locked(const CssSetTable::Key& key, size_t hash) {
   cgroup_mutex_.AssertHeld();
-  const Hierarchy& hier = *hierarchies_[h];
-  const int nr_links = static_cast<int>(hierarchies_.size());
-  const size_t nr_ss = nr_controllers();
+  css_set_lock_.AssertHeld();
+  if (CssSet* found = cset_table_.find(key, hash)) {
+    pin_cset_locked(*found);
+    return found;
+  }
+  // A freed css_set of the right shape needs no allocation (an injected
+  // failure counts it as one all the same).
+  for (CssSet** p = &cset_cache_; *p; p = &(*p)->hash_next_) {
+    CssSet* cached = *p;
+    if (cached->nr_links_ == key.nr_cgroups && cached->csses_.capacity() >= key.nr_csses) {
+      if (take_injected_cset_failure())
+        return Status::Error(ENOMEM, "injected css_set allocation failure");
+      *p = cached->hash_next_;
+      cached->hash_next_ = nullptr;
+      --nr_cached_csets_;
+      install_cset_locked(*cached, key, hash);
+      cached->mg_made_ = true;
+      return cached;
+    }
+  }
+  return static_cast<CssSet*>(nullptr);
+}
 
-  // The key: src's cgroups with hierarchy h replaced, and the csses of h's
-  // controllers taken from dst. Small and per css_set, not per task.
-  std::vector<const Cgroup*>& cgroups = scratch_cgroups_;
-  std::vector<Css*>& csses = scratch_csses_;
-  try {
-    cgroups.assign(nr_links, nullptr);
-    for (int i = 0; i < nr_links; ++i) cgroups[i] = src.cgroup(i);
-    cgroups[h] = dst;
-    csses.assign(src.csses_.begin(), src.csses_.end());
-  } catch (const std::bad_alloc&) {
-    return Status::Error(ENOMEM, "out of memory looking up a css_set");
-  }
-  if (dst) {
-    hier.controllers_.for_each([&](ControllerId id) {
-      cgroup_mutex_.AssertHeld();
-      csses[id] = dst->is_root() ? root_csses_[id] : effective_css_locked(*dst, id);
-    });
-  }
-  CssSetTable::Key key{cgroups.data(), nr_links, csses.data(), nr_ss};
+Result<CssSet*> Engine::find_css_set(const CssSetTable::Key& key) {
+  cgroup_mutex_.AssertHeld();
   const size_t hash = CssSetTable::hash(key);
-
-  // Look up, and on a miss take a freed css_set of the right shape from the
-  // cache, in one hold of the lock; only this thread creates css_sets
-  // (cgroup mutex), so nobody can insert the same key before our insert.
-  CssSet* cset = nullptr;
+  // Only the cgroup mutex's holder inserts, so nobody can insert the same
+  // key between a miss here and our insert.
   {
-    ExclusiveLock<SharedMutex> lock(css_set_lock_);
-    if (CssSet* found = cset_table_.find(key, hash)) {
-      found->refs_.fetch_add(1, std::memory_order_relaxed);  // see put_cset_locked
-      ctx.link_dst_locked(src, *found);
-      return found;
-    }
-    if (take_injected_cset_failure())
-      return Status::Error(ENOMEM, "injected css_set allocation failure");
-    for (CssSet** p = &cset_cache_; *p; p = &(*p)->hash_next_) {
-      if ((*p)->nr_links_ == nr_links && (*p)->csses_.capacity() >= nr_ss) {
-        cset = *p;
-        *p = cset->hash_next_;
-        cset->hash_next_ = nullptr;
-        --nr_cached_csets_;
-        break;
-      }
+    ExclusiveLock<RwLock> lock(css_set_lock_);
+    Result<CssSet*> r = find_css_set_locked(key, hash);
+    if (!r.ok() || r.value()) return r;
+  }
+  if (take_injected_cset_failure())
+    return Status::Error(ENOMEM, "injected css_set allocation failure");
+  CssSet* cset = nullptr;
+  for (int attempt = 0;; ++attempt) {
+    try {
+      cset = new CssSet(key.nr_cgroups, 0);
+      cset->csses_.reserve(key.nr_csses);
+      break;
+    } catch (const std::bad_alloc&) {
+      delete cset;
+      cset = nullptr;
+      // Memory pressure: kept css_sets are a cache; give them back once.
+      ExclusiveLock<RwLock> lock(css_set_lock_);
+      if (attempt > 0 || nr_kept_csets_ == 0)
+        return Status::Error(ENOMEM, "out of memory allocating a css_set");
+      reclaim_kept_csets_locked();
     }
   }
-  try {
-    if (!cset) cset = new CssSet(nr_links, 0);
-    cset->csses_.assign(csses.begin(), csses.end());  // within capacity if cached
-  } catch (const std::bad_alloc&) {
-    delete cset;
-    return Status::Error(ENOMEM, "out of memory allocating a css_set");
+  ExclusiveLock<RwLock> lock(css_set_lock_);
+  install_cset_locked(*cset, key, hash);
+  cset->mg_made_ = true;
+  return cset;
+}
+
+void Engine::pin_cset_locked(CssSet& cset) {
+  css_set_lock_.AssertHeld();
+  if (cset.kept_node_.linked()) {
+    cset.kept_node_.unlink();
+    --nr_kept_csets_;
   }
+  cset.get();
+}
+
+void Engine::install_cset_locked(CssSet& cset, const CssSetTable::Key& key, size_t hash) {
+  css_set_lock_.AssertHeld();
   live_csets_.fetch_add(1, std::memory_order_relaxed);
-  cset->hash_ = hash;
-  cset->refs_.store(1, std::memory_order_relaxed);  // the caller's pin
-  for (Css* css : cset->csses_) css->get();
-  ExclusiveLock<SharedMutex> lock(css_set_lock_);
-  for (int i = 0; i < nr_links; ++i) {
-    CsetLink& link = cset->links_[i];
-    link.cset = cset;
-    link.cgroup = const_cast<Cgroup*>(cgroups[i]);
+  cset.hash_ = hash;
+  cset.get();  // the caller's
+  cset.csses_.assign(key.csses, key.csses + key.nr_csses);  // within capacity
+  for (Css* css : cset.csses_) css->get();
+  for (int i = 0; i < key.nr_cgroups; ++i) {
+    CsetLink& link = cset.links_[i];
+    link.cset = &cset;
+    link.cgroup = const_cast<Cgroup*>(key.cgroups[i]);
     if (link.cgroup) {
       link.cgroup->get();
       link.cgroup->cset_links_.push_back(link);
     }
   }
-  cset_table_.insert(cset);
-  ctx.link_dst_locked(src, *cset);
-  return cset;
+  cset_table_.insert(&cset);
 }
 
-// A css_set's count only reaches zero under the exclusive css_set lock, and
-// lookups take their pin under the lock (shared), so a pin never revives a
-// css_set that is being freed.
-void Engine::put_cset_locked(CssSet* cset) {
+// A css_set's count only reaches zero here, under the exclusive css_set lock,
+// and lookups take their reference under the lock (reviving a kept one), so a
+// lookup never revives a css_set that is being freed.
+void Engine::put_cset_locked(CssSet* cset, bool keep) {
   css_set_lock_.AssertHeld();
-  if (cset->refs_.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+  if (!cset->put_and_test()) return;
   if (cset->nr_tasks_ != 0 || !cset->mg_tasks_.empty())
     lock_debug::fail("css_set freed with tasks", cset);
+  if (keep && keepable_locked(*cset)) {
+    kept_csets_.push_back(*cset);
+    if (++nr_kept_csets_ > kMaxKeptCssSets) destroy_cset_locked(kept_csets_.front());
+    return;
+  }
+  destroy_cset_locked(cset);
+}
+
+bool Engine::keepable_locked(const CssSet& cset) const {
+  css_set_lock_.AssertHeld();
+  for (int i = 0; i < cset.nr_links_; ++i)
+    if (const Cgroup* cg = cset.links_[i].cgroup; cg && cg->dead()) return false;
+  for (const Css* css : cset.csses_)
+    if (!css->online()) return false;
+  return true;
+}
+
+void Engine::destroy_cset_locked(CssSet* cset) {
+  css_set_lock_.AssertHeld();
+  if (cset->kept_node_.linked()) {
+    cset->kept_node_.unlink();
+    --nr_kept_csets_;
+  }
   cset_table_.erase(cset);
   for (int i = 0; i < cset->nr_links_; ++i) {
     CsetLink& link = cset->links_[i];
@@ -199,10 +231,23 @@ void Engine::put_cset_locked(CssSet* cset) {
   }
 }
 
+void Engine::reclaim_kept_csets_locked() {
+  css_set_lock_.AssertHeld();
+  while (CssSet* c = kept_csets_.front()) destroy_cset_locked(c);
+}
+
+void Engine::reclaim_kept_csets_locked(const Cgroup& cgroup) {
+  css_set_lock_.AssertHeld();
+  cgroup.cset_links_.for_each_safe([this](CsetLink& link) {
+    css_set_lock_.AssertHeld();
+    if (link.cset->kept_node_.linked()) destroy_cset_locked(link.cset);
+  });
+}
+
 void Engine::link_task_locked(Task& task, CssSet& cset) {
   css_set_lock_.AssertHeld();
   cset.tasks_.push_back(task);
-  cset.refs_.fetch_add(1, std::memory_order_relaxed);
+  cset.get();
   task.cset_.store(&cset, std::memory_order_release);
   if (cset.nr_tasks_++ == 0) cset_populated_changed_locked(cset, true);
 }
@@ -220,9 +265,10 @@ void Engine::cset_populated_changed_locked(CssSet& cset, bool populated) {
   for (int i = 0; i < cset.nr_links_; ++i) {
     Cgroup* cg = cset.links_[i].cgroup;
     if (!cg) continue;
-    bool was = cg->populated();
+    const bool was = populated_now(*cg);
     cg->nr_populated_csets_ += populated ? 1 : -1;
-    cgroup_populated_step_locked(*cg, was, cg->populated());
+    const bool now = populated_now(*cg);
+    if (was != now) cgroup_populated_step_locked(*cg, was, now);
   }
 }
 
@@ -232,12 +278,12 @@ void Engine::cgroup_populated_step_locked(Cgroup& cgroup, bool was, bool now) {
     for (EngineObserver* o : observers_) o->populated_changed(*cg, now);
     Cgroup* parent = cg->parent_;
     if (!parent) break;
-    was = parent->populated();
+    was = populated_now(*parent);
     // Threadedness changes only while unpopulated, so the counter a child
     // moves in is stable.
     (cg->dom_cgrp_ != cg ? parent->nr_populated_threaded_children_
                          : parent->nr_populated_domain_children_) += now ? 1 : -1;
-    now = parent->populated();
+    now = populated_now(*parent);
   }
 }
 

@@ -5,7 +5,19 @@
 // Invariants (checked by InvariantChecker):
 //   * Two css_sets in the table never have the same cgroups and csses.
 //   * refs == live tasks on tasks + mg_tasks + migration pins (+1 for the
-//     engine's root css_set); at zero the css_set is unhashed and freed.
+//     engine's root css_set). References change only through get() /
+//     put_not_last() / Engine::put_cset_locked().
+//   * A css_set whose count reaches zero is either freed (unhashed, its
+//     cgroup and css references dropped) or *kept*: it stays hashed, linked
+//     and referencing its cgroups and csses exactly like a live one, with no
+//     tasks and no references of its own, on the engine's kept list
+//     (kept_node_ linked <=> refs == 0). A lookup of its key revives it
+//     (Engine::find_css_set_locked), so a task moving back finds it. Kept
+//     ones are bounded (Engine::kMaxKeptCssSets, oldest reclaimed first), are
+//     never kept with a dead cgroup or an offline css, and are reclaimed
+//     whenever effective csses may change (cgroup.subtree_control, threaded
+//     mode, rebinding, css offlining) or their cgroup is removed, so that
+//     every key stays exact.
 //   * css(ss) is the effective css of cgroup(hierarchy of ss) for ss.
 //   * Outside a migration, mg_tasks is empty and no mg_* field is set.
 //
@@ -23,6 +35,7 @@
 
 #include "core/cgroup.h"
 #include "core/intrusive_list.h"
+#include "core/locking.h"
 #include "core/task.h"
 #include "core/types.h"
 
@@ -62,6 +75,36 @@ class CssSet {
   CssSet(int nr_links, size_t nr_controllers);
   ~CssSet() = default;
 
+  // Takes n references. A new reference to a css_set found in the table (or
+  // through a cgroup's links) is taken with the css_set lock exclusive, by
+  // Engine::pin_cset_locked, which also revives a kept one (a count only
+  // reaches zero under the lock exclusive, so a lookup never races a free);
+  // a holder of a reference may take more without the lock.
+  void get(int64_t n = 1) { refs_.fetch_add(n, std::memory_order_relaxed); }
+  // Drops n references that are not the last ones (the caller holds another,
+  // or knows of a holder that stays); no lock needed.
+  void put_not_last(int64_t n = 1) {
+    const int64_t before = refs_.fetch_sub(n, std::memory_order_relaxed);
+    if constexpr (kLockDebug)
+      if (before <= n) lock_debug::fail("css_set's last reference dropped by put_not_last", this);
+  }
+  // Drops one reference unless it is the last one; false (and nothing
+  // dropped) if it is. No lock needed: a count reaches zero, and a zero count
+  // is revived, only under the css_set lock exclusive (Engine::put_cset_locked),
+  // and a count of two or more may drop to one anywhere.
+  [[nodiscard]] bool put_unless_last() {
+    int64_t r = refs_.load(std::memory_order_relaxed);
+    while (r > 1)
+      if (refs_.compare_exchange_weak(r, r - 1, std::memory_order_release,
+                                      std::memory_order_relaxed))
+        return true;
+    return false;
+  }
+  // Drops one reference; true if it was the last. Only
+  // Engine::put_cset_locked calls it (css_set lock exclusive), and frees the
+  // css_set then.
+  [[nodiscard]] bool put_and_test() { return refs_.fetch_sub(1, std::memory_order_acq_rel) == 1; }
+
   std::atomic<int64_t> refs_{0};
 
   // Immutable key (see Thread-safety).
@@ -76,8 +119,11 @@ class CssSet {
   IntrusiveList<Task, &Task::cset_node> mg_tasks_;  // targets of a migration
   int64_t nr_tasks_ = 0;                            // on tasks_ + mg_tasks_
 
-  // Migration state (see MigrationContext). Guarded by cgroup_mutex, lists
-  // changed under css_set_lock.
+  // Migration state (see MigrationContext), that of the one migration in
+  // progress: guarded by cgroup_mutex. The taskset list (mg_node_) is also
+  // changed only under css_set_lock, with the task lists it indexes.
+  ListHook kept_node_;  // on Engine::kept_csets_ while kept (guarded by css_set_lock)
+
   ListHook mg_src_preload_node_;  // on the context's source list
   ListHook mg_dst_preload_node_;  // on the context's destination list
   ListHook mg_node_;              // on the taskset's css_set list
@@ -85,6 +131,7 @@ class CssSet {
   Cgroup* mg_dst_cgrp_ = nullptr;  // null with mg_dst_hierarchy_ set: leave it
   HierarchyId mg_dst_hierarchy_ = -1;
   CssSet* mg_dst_cset_ = nullptr;
+  bool mg_made_ = false;  // a destination this migration made (not found)
 };
 
 // The hash table of css_sets, keyed by (cgroups, csses). Grows by doubling, so
@@ -93,7 +140,8 @@ class CssSet {
 class CssSetTable {
  public:
   CssSetTable();
-  // The key a css_set would have; used to look up before creating one.
+  // The key of a css_set: its cgroup in each hierarchy slot (null for an
+  // empty slot) and its css of each controller.
   struct Key {
     const Cgroup* const* cgroups;  // indexed by HierarchyId
     int nr_cgroups;

@@ -43,19 +43,14 @@ Engine::Engine() {
   MutexLock lock(cgroup_mutex_);
   hierarchies_.push_back(std::unique_ptr<Hierarchy>(
       new Hierarchy(this, kDefaultHierarchy, "", next_cgroup_id_++, 0)));
-  cgroups_by_id_.emplace(hierarchies_[0]->root().id(), &hierarchies_[0]->root());
-  ExclusiveLock<SharedMutex> cs(css_set_lock_);
-  auto* cset = new CssSet(1, 0);
-  live_csets_.fetch_add(1, std::memory_order_relaxed);
   Cgroup& root = hierarchies_[0]->root();
-  cset->links_[0].cgroup = &root;
-  root.get();
-  root.cset_links_.push_back(cset->links_[0]);
+  cgroups_by_id_.emplace(root.id(), &root);
   const Cgroup* cgroups[1] = {&root};
-  cset->hash_ = CssSetTable::hash({cgroups, 1, nullptr, 0});
-  cset->refs_.store(1, std::memory_order_relaxed);  // root_cset_'s reference
-  cset_table_.insert(cset);
-  root_cset_ = cset;
+  Result<CssSet*> cset = find_css_set({cgroups, 1, nullptr, 0});
+  if (!cset.ok()) throw std::bad_alloc();  // as the allocations above would
+  ExclusiveLock<RwLock> cs(css_set_lock_);
+  root_cset_ = cset.value();  // adopts find_css_set's reference
+  root_cset_->mg_made_ = false;  // not a migration's
 }
 
 Engine::~Engine() {
@@ -64,7 +59,7 @@ Engine::~Engine() {
   // the controllers last, since css destructors are their code.
   std::vector<Task*> tasks;
   {
-    ExclusiveLock<SharedMutex> t(task_table_lock_);
+    ExclusiveLock<RwLock> t(task_table_lock_);
     std::vector<Pid> ids;
     task_table_.for_each([&](Pid pid, Task* task) {
       ids.push_back(pid);
@@ -73,7 +68,7 @@ Engine::~Engine() {
     for (Pid pid : ids) task_table_.set(pid, nullptr);  // not while walking the table
   }
   {
-    ExclusiveLock<SharedMutex> cs(css_set_lock_);
+    ExclusiveLock<RwLock> cs(css_set_lock_);
     for (Task* task : tasks) {
       if (CssSet* cset = task->cset()) {
         unlink_task_locked(*task);
@@ -84,6 +79,7 @@ Engine::~Engine() {
     }
     put_cset_locked(root_cset_);
     root_cset_ = nullptr;
+    reclaim_kept_csets_locked();
     while (CssSet* c = cset_cache_) {
       cset_cache_ = c->hash_next_;
       delete c;
@@ -135,14 +131,16 @@ Result<ControllerId> Engine::register_controller(std::unique_ptr<Controller> con
   const ControllerId id = static_cast<ControllerId>(controllers_.size());
   std::vector<CssSet*> csets;
   ControllerSet new_domain = domain_controllers_;
+  ControllerSet only_id;
   try {
+    only_id.set(id);
     if (!controller->threaded()) new_domain.set(id);
     controllers_.reserve(id + 1);
     root_csses_.reserve(id + 1);
     bound_to_.reserve(id + 1);
     for (auto& h : hierarchies_)
       if (h) h->root().csses_.reserve(id + 1);
-    SharedLock<SharedMutex> cs(css_set_lock_);
+    SharedLock<RwLock> cs(css_set_lock_);
     csets.reserve(cset_table_.size());
     cset_table_.for_each([&](CssSet& c) {
       c.csses_.reserve(id + 1);
@@ -152,34 +150,27 @@ Result<ControllerId> Engine::register_controller(std::unique_ptr<Controller> con
     return Status::Error(ENOMEM, "out of memory registering a controller");
   }
 
+  // The root css is made with the controller in the registry (beyond
+  // nr_controllers(), so nobody else looks at it yet).
   controller->engine_ = this;
   controller->id_ = id;
-  Cgroup& root = default_hierarchy().root();
-  Result<std::unique_ptr<Css>> css = controller->css_alloc(nullptr);
-  if (!css.ok()) return css.status();
-  Css* root_css = css.value().release();
-  root_css->cgroup_.store(&root);
-  root_css->controller_ = controller.get();
-  root_css->engine_ = this;
-  root_css->id_ = id;
-  live_csses_.fetch_add(1, std::memory_order_relaxed);
-  if (Status st = controller->css_online(*root_css); !st.ok()) {
-    delete root_css;
-    live_csses_.fetch_sub(1, std::memory_order_relaxed);
+  controllers_.push_back(std::move(controller));  // within capacity
+  Css* root_css = nullptr;
+  if (Status st = create_csses_locked(default_hierarchy().root(), only_id, {&root_css, 1});
+      !st.ok()) {
+    controllers_.pop_back();
     return st;
   }
-  root_css->online_.store(true);
 
   // Nothing below allocates (capacity reserved above).
   domain_controllers_ = std::move(new_domain);
-  controllers_.push_back(std::move(controller));
   root_csses_.push_back(root_css);
   bound_to_.push_back(kDefaultHierarchy);
   hierarchies_[kDefaultHierarchy]->controllers_.set(id);
   for (auto& h : hierarchies_)
     if (h) h->root().csses_.push_back(h->is_default() ? root_css : nullptr);
   {
-    ExclusiveLock<SharedMutex> cs(css_set_lock_);
+    ExclusiveLock<RwLock> cs(css_set_lock_);
     for (CssSet* c : csets) cset_table_.erase(c);
     for (CssSet* c : csets) {
       c->csses_.push_back(root_css);
@@ -352,21 +343,22 @@ Status Engine::rehome_all_csets_locked(HierarchyId h, Cgroup* root) {
   cgroup_mutex_.AssertHeld();
   threadgroup_rwsem_.AssertHeld();
   MigrationContext ctx(*this);
-  ctx.include_exiting_tasks();
+  ctx.include_exiting_tasks();  // and keep no source: every key changes
   {
-    ExclusiveLock<SharedMutex> cs(css_set_lock_);
+    ExclusiveLock<RwLock> cs(css_set_lock_);
+    reclaim_kept_csets_locked();  // nothing to re-home in them
     cset_table_.for_each([&](CssSet& cset) { ctx.add_src(cset, root, h); });
   }
   if (Status st = ctx.prepare_dst(); !st.ok()) return st;
   {
-    ExclusiveLock<SharedMutex> cs(css_set_lock_);
+    ExclusiveLock<RwLock> cs(css_set_lock_);
     ctx.add_all_tasks();
     // The root css_set follows too: pin its destination before finish()
     // drops the context's pins.
     CssSet* old_root = root_cset_;
     if (!old_root->mg_dst_cset_) lock_debug::fail("root css_set not re-homed", old_root);
     root_cset_ = old_root->mg_dst_cset_;
-    root_cset_->refs_.fetch_add(1, std::memory_order_relaxed);
+    root_cset_->get();
     put_cset_locked(old_root);
   }
   // No controller's css changes in a rebind, so nothing can veto.
@@ -408,6 +400,58 @@ void Engine::free_css(Css* css) {
   if (cgroup) cgroup->put();
 }
 
+Status Engine::create_csses_locked(Cgroup& cgroup, const ControllerSet& ids,
+                                   std::span<Css*> out) {
+  cgroup_mutex_.AssertHeld();
+  // Every css is allocated before any is onlined, so that an allocation
+  // failure reaches no controller's css_online (and needs no css_offline).
+  Status st;
+  size_t n = 0;
+  ids.for_each([&](ControllerId id) {
+    cgroup_mutex_.AssertHeld();
+    if (!st.ok()) return;
+    Controller& ctl = *controllers_[id];
+    Css* parent_css = cgroup.is_root() ? nullptr : effective_css_locked(*cgroup.parent_, id);
+    Result<std::unique_ptr<Css>> r = ctl.css_alloc(parent_css);
+    if (!r.ok()) {
+      st = r.status();
+      return;
+    }
+    Css* css = r.value().release();
+    live_csses_.fetch_add(1, std::memory_order_relaxed);
+    css->cgroup_.store(&cgroup, std::memory_order_release);
+    css->controller_ = &ctl;
+    css->engine_ = this;
+    css->id_ = id;
+    css->parent_ = parent_css;
+    // A root css holds no reference on its cgroup: it moves between the
+    // roots of the hierarchies its controller is bound to.
+    if (parent_css) {
+      parent_css->get();
+      cgroup.get();
+    }
+    out[n++] = css;
+  });
+  for (size_t i = 0; st.ok() && i < n; ++i) {
+    st = out[i]->controller().css_online(*out[i]);
+    if (st.ok()) out[i]->online_.store(true, std::memory_order_release);
+  }
+  if (!st.ok()) discard_csses_locked(out.first(n));
+  return st;
+}
+
+void Engine::discard_csses_locked(std::span<Css* const> csses) {
+  cgroup_mutex_.AssertHeld();
+  for (size_t i = csses.size(); i-- > 0;) {
+    Css* css = csses[i];
+    if (css->online()) {
+      css->controller().css_offline(*css);
+      css->online_.store(false, std::memory_order_release);
+    }
+    css->put();
+  }
+}
+
 Css* Engine::effective_css_locked(const Cgroup& cgroup, ControllerId id) const {
   cgroup_mutex_.AssertHeld();
   if (bound_to_[id] != cgroup.hierarchy().id()) return nullptr;
@@ -436,11 +480,13 @@ Result<CgroupPtr> Engine::mkdir_locked(Cgroup& parent, std::string_view name) {
 
   Hierarchy& hier = parent.hierarchy();
   const ControllerSet active = hier.is_default() ? parent.subtree_control_ : hier.controllers_;
+  size_t nr_active = 0;
+  active.for_each([&](ControllerId) { ++nr_active; });
   Cgroup* cg = nullptr;
   std::vector<Css*> made;
   try {
     cg = new_cgroup(&hier, &parent, std::string(name));
-    made.reserve(nr_controllers());
+    made.resize(nr_active);
   } catch (const std::bad_alloc&) {
     if (cg) {
       cg->dead_.store(true);
@@ -454,56 +500,22 @@ Result<CgroupPtr> Engine::mkdir_locked(Cgroup& parent, std::string_view name) {
   cg->notify_on_release_.store(parent.notify_on_release());
   cg->clone_children_.store(parent.clone_children());
 
-  // Allocate every css, then online them; on any failure undo in reverse
-  // order so that the cgroup never appears (seed 004).
-  Status st;
-  active.for_each([&](ControllerId id) {
-    cgroup_mutex_.AssertHeld();
-    if (!st.ok()) return;
-    Css* parent_css = effective_css_locked(parent, id);
-    Result<std::unique_ptr<Css>> r = controllers_[id]->css_alloc(parent_css);
-    if (!r.ok()) {
-      st = r.status();
-      return;
-    }
-    Css* css = r.value().release();
-    css->cgroup_.store(cg);
-    css->controller_ = controllers_[id].get();
-    css->engine_ = this;
-    css->id_ = id;
-    css->parent_ = parent_css;
-    parent_css->get();
-    cg->get();
-    live_csses_.fetch_add(1, std::memory_order_relaxed);
-    cg->csses_[id] = css;
-    made.push_back(css);
-  });
-  size_t nr_online = 0;
-  for (; st.ok() && nr_online < made.size(); ++nr_online) {
-    Css* css = made[nr_online];
-    st = css->controller().css_online(*css);
-    if (!st.ok()) break;
-    css->online_.store(true);
-  }
+  // Every css, all or nothing, before the cgroup appears anywhere: a failure
+  // leaves no css behind and the cgroup never seen.
+  Status st = create_csses_locked(*cg, active, made);
   if (st.ok()) {
+    for (Css* css : made) cg->csses_[css->id_] = css;
     try {
       cgroups_by_id_.emplace(cg->id(), cg);
       parent.children_.emplace(std::string(name), cg);
     } catch (const std::bad_alloc&) {
       cgroups_by_id_.erase(cg->id());
+      std::fill(cg->csses_.begin(), cg->csses_.end(), nullptr);
+      discard_csses_locked(made);
       st = Status::Error(ENOMEM, "out of memory creating a cgroup");
     }
   }
   if (!st.ok()) {
-    for (size_t i = made.size(); i-- > 0;) {
-      Css* css = made[i];
-      if (i < nr_online) {
-        css->controller().css_offline(*css);
-        css->online_.store(false);
-      }
-      cg->csses_[css->id_] = nullptr;
-      css->put();
-    }
     cg->dead_.store(true);
     cg->put();
     return st;
@@ -530,11 +542,14 @@ Status Engine::rmdir_locked(Cgroup& cgroup) {
     // so the answer stays true after the lock is dropped. Task-less
     // css_sets may still link the cgroup: those of tasks whose exit is
     // finishing (their reference drops after the exit hooks). They keep the
-    // removed cgroup's object alive until then, as in the kernel.
-    SharedLock<SharedMutex> cs(css_set_lock_);
+    // removed cgroup's object alive until then, as in the kernel. Kept
+    // css_sets go now: they must not keep it alive.
+    ExclusiveLock<RwLock> cs(css_set_lock_);
     if (cgroup.populated()) return Status::Error(EBUSY, "the cgroup has tasks");
+    // Dead first: a css_set released after this hold is not kept.
+    cgroup.dead_.store(true, std::memory_order_release);
+    reclaim_kept_csets_locked(cgroup);
   }
-  cgroup.dead_.store(true, std::memory_order_release);
   Cgroup& parent = *cgroup.parent_;
   if (cgroup.dom_cgrp_ != &cgroup) --parent.nr_threaded_children_;
   parent.children_.erase(parent.children_.find(cgroup.name_));
@@ -546,7 +561,9 @@ Status Engine::rmdir_locked(Cgroup& cgroup) {
     Css* css = cgroup.csses_[id];
     if (!css) continue;
     cgroup.csses_[id] = nullptr;
-    kill_css_locked(css);
+    // Only css_sets linking this cgroup hold its csses (it has no
+    // children), and none of those can be kept any more.
+    kill_css_locked(css, /*reclaim_kept=*/false);
   }
   {
     MutexLock d(dying_mu_);
@@ -667,14 +684,13 @@ Status Engine::set_max_descendants_locked(Cgroup& cgroup, int n) {
 
 std::vector<Pid> Engine::cgroup_tids(const Cgroup& cgroup) const {
   std::vector<Pid> out;
-  SharedLock<SharedMutex> cs(css_set_lock_);
+  SharedLock<RwLock> cs(css_set_lock_);
   for (const CsetLink& link : cgroup.cset_links_)
     link.cset->for_each_task([&](const Task& t) { out.push_back(t.tid()); });
   return out;
 }
 
-std::vector<Pid> Engine::cgroup_tids_locked(const Cgroup& cgroup) const
-    CG_NO_THREAD_SAFETY_ANALYSIS {
+std::vector<Pid> Engine::cgroup_tids_locked(const Cgroup& cgroup) const {
   css_set_lock_.AssertReaderHeld();
   std::vector<Pid> out;
   for (const CsetLink& link : cgroup.cset_links_)
@@ -684,20 +700,25 @@ std::vector<Pid> Engine::cgroup_tids_locked(const Cgroup& cgroup) const
 
 std::vector<Pid> Engine::cgroup_tgids(const Cgroup& cgroup) const {
   std::vector<Pid> out;
-  SharedLock<SharedMutex> cs(css_set_lock_);
+  SharedLock<RwLock> cs(css_set_lock_);
   for (const CsetLink& link : cgroup.cset_links_)
     link.cset->for_each_task([&](const Task& t) { out.push_back(t.process().tgid()); });
   return out;
 }
 
 bool Engine::populated(const Cgroup& cgroup) const {
-  SharedLock<SharedMutex> cs(css_set_lock_);
+  SharedLock<RwLock> cs(css_set_lock_);
   return cgroup.populated();
 }
 
 size_t Engine::nr_css_sets() const {
-  SharedLock<SharedMutex> cs(css_set_lock_);
+  SharedLock<RwLock> cs(css_set_lock_);
   return cset_table_.size();
+}
+
+size_t Engine::nr_kept_css_sets() const {
+  SharedLock<RwLock> cs(css_set_lock_);
+  return static_cast<size_t>(nr_kept_csets_);
 }
 
 Engine::ObjectCounts Engine::TEST_object_counts() const {

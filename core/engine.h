@@ -29,9 +29,11 @@
 #include "core/controller.h"
 #include "core/css.h"
 #include "core/css_set.h"
+#include "core/function_ref.h"
 #include "core/hierarchy.h"
 #include "core/locking.h"
 #include "core/result.h"
+#include "core/slab.h"
 #include "core/task.h"
 #include "core/task_table.h"
 #include "core/types.h"
@@ -52,7 +54,23 @@ class EngineObserver {
   // an ancestor). Called with the cgroup mutex held: must not call into the
   // engine's locking methods.
   virtual void frozen_changed(Cgroup& /*cgroup*/, bool /*frozen*/) {}
+  // A controller's control file of `cgroup` changed without a state change
+  // the callbacks above report (an event counter: pids.events,
+  // memory.events), where the kernel notifies its watchers. Called with any
+  // engine locks held: must only record.
+  virtual void file_changed(Cgroup& /*cgroup*/, std::string_view /*file*/) {}
 };
+
+// What a move check sees of the process (migrate_process_locked: its leader, or the
+// named thread if the leader is gone) or thread (migrate_thread_locked) about to move.
+struct MoveTarget {
+  Pid tid;             // the named thread / the process's leader
+  Pid tgid;
+  const Creds& creds;  // the process's credentials
+  Cgroup& src;         // its current cgroup in dst's hierarchy
+};
+// Decides whether a move may happen: Ok to go on, or the refusal to return.
+using MoveCheck = FunctionRef<Status(const MoveTarget&)>;
 
 struct SpawnOptions {
   std::optional<Pid> pid;  // the id to use (host mode); default: next free
@@ -136,6 +154,13 @@ class Engine {
   // The live cgroup with this id (Cgroup::id), or null (removed, never
   // existed, or in a destroyed hierarchy).
   Cgroup* find_cgroup_locked(uint64_t id) const CG_REQUIRES(cgroup_mutex_);
+  // The next cgroup made gets id `next` at least (ids are never reused, so
+  // this only moves forward). A restored state (journal/) makes its cgroups
+  // again under the ids they had, so that inode numbers derived from them
+  // stay valid for clients across a daemon restart.
+  void advance_cgroup_ids_locked(uint64_t next) CG_REQUIRES(cgroup_mutex_) {
+    if (next > next_cgroup_id_) next_cgroup_id_ = next;
+  }
   // Limits on descendants below `cgroup` (cgroup.max.depth /
   // cgroup.max.descendants); INT_MAX is "max". EINVAL if negative.
   Status set_max_depth_locked(Cgroup& cgroup, int depth) CG_REQUIRES(cgroup_mutex_);
@@ -218,7 +243,16 @@ class Engine {
   // process id (as Linux's de_thread does), and the process gets a new, empty
   // address space. ESRCH if none.
   Status exec(Pid tid);
-  // Credentials of a process (ESRCH if none).
+  // Gives task `from` — a thread, or a single-threaded process's leader —
+  // the id `to`: the backend created it with a provisional id (types.h) and
+  // has learnt the real one. Cgroups, charges and everything else stay.
+  // EINVAL for an id out of range or a leader with other threads; ESRCH if
+  // there is no such live task; EEXIST if `to` is taken.
+  // Locking: takes the cgroup mutex (to take the process's lock exclusive),
+  // then the css_set and task-table locks.
+  Status change_task_id(Pid from, Pid to) CG_EXCLUDES(cgroup_mutex_);
+  // Credentials of a process (ESRCH if none). set_creds takes the process's
+  // threadgroup lock, so it waits for a move check and its move to finish.
   Status set_creds(Pid tgid, const Creds& creds);
   Result<Creds> creds(Pid tid) const;
   // The process id of thread `tid` (ESRCH if none).
@@ -242,6 +276,18 @@ class Engine {
   // Moves every live thread of the process of `pid` to dst, as one
   // transaction. Errors as migrate_thread.
   Status migrate_process(Pid pid, Cgroup& dst) CG_EXCLUDES(cgroup_mutex_);
+  // Moves thread `tid` / every thread of the process of `pid` to `dst` as one
+  // transaction, after `check` accepted the target. The check runs with the
+  // cgroup mutex and the target's threadgroup lock held (nothing can move,
+  // rename or fork the target meanwhile, nor change its credentials); it may
+  // call *_locked engine methods and read cgroup metadata, and must not take
+  // engine locks. A refusal is returned as is and changes nothing. Other
+  // errors as migrate_thread / migrate_process; ENODEV for a removed dst comes
+  // before the check. A thread that has exited (or a process with no live
+  // thread left) moves nothing: Ok, without asking the check.
+  Status migrate_thread_locked(Pid tid, Cgroup& dst, MoveCheck check) CG_REQUIRES(cgroup_mutex_);
+  Status migrate_process_locked(Pid pid, Cgroup& dst, MoveCheck check)
+      CG_REQUIRES(cgroup_mutex_);
   // Moves all these processes as one transaction: all or nothing.
   Status migrate_processes(std::span<const Pid> pids, Cgroup& dst) CG_EXCLUDES(cgroup_mutex_);
   // Moves every task of `from` (not of its descendants) to `to`, as one
@@ -262,7 +308,10 @@ class Engine {
   // controller's check_invariants hook); asserted at run time.
   std::vector<Pid> cgroup_tids_locked(const Cgroup& cgroup) const;
   bool populated(const Cgroup& cgroup) const;
+  // css_sets in the table, kept ones (no tasks, no references) included.
   size_t nr_css_sets() const;
+  // Of those, the kept ones.
+  size_t nr_kept_css_sets() const;
 
   // Validates every structural invariant (see core/invariants.h); returns
   // EIO with a description of the first violation.
@@ -271,6 +320,11 @@ class Engine {
   // Observers (not owned) hear of state changes; add and remove them before
   // or after concurrent use, not during it (the list is read without a lock).
   void add_observer(EngineObserver* observer) { observers_.push_back(observer); }
+  // Tells the observers that a control file changed (EngineObserver::
+  // file_changed); for controllers, with whatever locks they hold.
+  void notify_file_changed(Cgroup& cgroup, std::string_view file) {
+    for (EngineObserver* o : observers_) o->file_changed(cgroup, file);
+  }
   void remove_observer(EngineObserver* observer) {
     std::erase(observers_, observer);
   }
@@ -281,6 +335,9 @@ class Engine {
   // Test hook: the nth css_set allocation from now fails with ENOMEM
   // (1 = the next one); 0 disables.
   void TEST_fail_cset_alloc(int nth) { fail_cset_alloc_.store(nth); }
+  // Test hook (debug builds; 0 otherwise): exclusive holds of the css_set
+  // lock so far. Read while no other thread uses the engine.
+  uint64_t TEST_css_set_lock_holds() const { return css_set_lock_.debug_exclusive_holds(); }
   // Live object counts, for leak checks.
   struct ObjectCounts {
     int64_t css_sets, csses, cgroups, tasks, processes, mms;
@@ -321,16 +378,55 @@ class Engine {
   // The task with this id (zombie leaders included), or an empty ref.
   TaskRef lookup_task(Pid tid) const CG_EXCLUDES(task_table_lock_);
 
+  // Asserts (debug builds) that the caller holds what InvariantChecker::check
+  // takes: every engine lock, the global threadgroup lock exclusive.
+  void assert_all_held() const CG_ASSERT_CAPABILITY(cgroup_mutex_)
+      CG_ASSERT_CAPABILITY(threadgroup_rwsem_) CG_ASSERT_SHARED_CAPABILITY(css_set_lock_)
+          CG_ASSERT_SHARED_CAPABILITY(task_table_lock_) {
+    cgroup_mutex_.AssertHeld();
+    threadgroup_rwsem_.AssertHeld();
+    css_set_lock_.AssertReaderHeld();
+    task_table_lock_.AssertReaderHeld();
+  }
+
   // -- css_sets (css_set.cc)
-  // Finds or creates the css_set `src` becomes when moved to `dst` in
-  // hierarchy `h` (dst null: out of h), pins it, and links it into `ctx` as
-  // src's destination under the same css_set lock hold (one hold when it
-  // exists, two when it is made). ENOMEM on allocation failure (nothing is
-  // linked then). Locking: cgroup mutex held; takes the css_set lock.
-  Result<CssSet*> find_css_set(CssSet& src, Cgroup* dst, HierarchyId h, MigrationContext& ctx)
+  // The css_set with this key (every hierarchy slot and controller), found in
+  // the table (a kept one is revived) or made (from the cache of freed
+  // css_sets if it holds one of the right shape, else the heap), referenced
+  // for the caller. One css_set lock hold when it exists or comes from the
+  // cache, two when it is allocated. ENOMEM (nothing changed then); an
+  // allocation failure first reclaims the kept css_sets and tries again.
+  // Locking: cgroup mutex held (its holder is the only creator of css_sets);
+  // takes the css_set lock.
+  Result<CssSet*> find_css_set(const CssSetTable::Key& key)
       CG_REQUIRES(cgroup_mutex_) CG_EXCLUDES(css_set_lock_);
-  // Drops a reference; the last one unhashes and frees the css_set.
-  void put_cset_locked(CssSet* cset) CG_REQUIRES(css_set_lock_);
+  // The part of find_css_set that needs no allocation: the css_set found (or
+  // revived, or made from the cache), referenced; null if one must be
+  // allocated. ENOMEM only for an injected failure. `hash` is
+  // CssSetTable::hash(key). Locking: cgroup mutex and css_set lock held.
+  Result<CssSet*> find_css_set_locked(const CssSetTable::Key& key, size_t hash)
+      CG_REQUIRES(cgroup_mutex_, css_set_lock_);
+  // Takes a reference on a css_set reached through the table or a cgroup's
+  // links, reviving it if it was kept.
+  void pin_cset_locked(CssSet& cset) CG_REQUIRES(css_set_lock_);
+  // Gives `cset` (empty, nr_links_ == key.nr_cgroups, room for the key's
+  // csses) the key, its references on cgroups and csses, and a table entry.
+  // Allocates nothing but (optionally) a larger bucket array.
+  void install_cset_locked(CssSet& cset, const CssSetTable::Key& key, size_t hash)
+      CG_REQUIRES(css_set_lock_);
+  // Drops a reference. On the last one the css_set is kept (see css_set.h)
+  // if `keep` and it links no dead cgroup and holds no offline css, else
+  // freed (unhashed, its references dropped, its memory cached or released).
+  void put_cset_locked(CssSet* cset, bool keep = true) CG_REQUIRES(css_set_lock_);
+  // Whether an unreferenced css_set may be kept: its cgroups alive, its
+  // csses online.
+  bool keepable_locked(const CssSet& cset) const CG_REQUIRES(css_set_lock_);
+  // Frees a css_set without references (kept or just released).
+  void destroy_cset_locked(CssSet* cset) CG_REQUIRES(css_set_lock_);
+  // Frees every kept css_set / those linking `cgroup`: before effective
+  // csses change, when a cgroup is removed, and under memory pressure.
+  void reclaim_kept_csets_locked() CG_REQUIRES(css_set_lock_);
+  void reclaim_kept_csets_locked(const Cgroup& cgroup) CG_REQUIRES(css_set_lock_);
   // Links / unlinks a task to a css_set's task list, keeping nr_tasks, the
   // css_set reference and populated counts right.
   void link_task_locked(Task& task, CssSet& cset) CG_REQUIRES(css_set_lock_);
@@ -339,6 +435,12 @@ class Engine {
   void cset_populated_changed_locked(CssSet& cset, bool populated) CG_REQUIRES(css_set_lock_);
   void cgroup_populated_step_locked(Cgroup& cgroup, bool was, bool now)
       CG_REQUIRES(css_set_lock_);
+  // Cgroup::populated() without its lock assertion, for the walks above
+  // (whose callers hold the css_set lock exclusive throughout).
+  static bool populated_now(const Cgroup& cg) {
+    return cg.nr_populated_csets_ + cg.nr_populated_domain_children_ +
+               cg.nr_populated_threaded_children_ > 0;
+  }
   bool take_injected_cset_failure();
 
   // -- hierarchy changes (engine.cc)
@@ -353,30 +455,51 @@ class Engine {
   // reference (removed cgroups may keep it alive a while), and the object
   // is kept until the engine goes, since dead cgroups point at it.
   void retire_hierarchy_locked(HierarchyId h) CG_REQUIRES(cgroup_mutex_);
-  // Allocates and onlines the css of controller `id` for `cgroup` (not yet
-  // stored in cgroup.csses_). Locking: cgroup mutex held.
-  Result<Css*> create_css_locked(Cgroup& cgroup, ControllerId id) CG_REQUIRES(cgroup_mutex_);
-  // Offlines a css and drops its base reference.
-  void kill_css_locked(Css* css) CG_REQUIRES(cgroup_mutex_);
+  // The one way a css is made: creates the csses of the controllers `ids`
+  // for `cgroup`. Allocates each (css_alloc, given the parent cgroup's
+  // effective css; none for a root css) and links it (references on the
+  // parent css and, below a root, on the cgroup), then onlines them, in id
+  // order. All or nothing: on a failure the csses made so far are offlined
+  // (those onlined) and freed, last first, and the error is returned. out[i]
+  // receives the css of the ith controller of `ids` (REQUIRES: out has room
+  // for them all). The csses are not stored in cgroup.csses_: the caller
+  // publishes them. Locking: cgroup mutex held.
+  Status create_csses_locked(Cgroup& cgroup, const ControllerSet& ids, std::span<Css*> out)
+      CG_REQUIRES(cgroup_mutex_);
+  // Undoes create_csses_locked for csses never published: offlines the
+  // online ones and drops their base references, last first.
+  void discard_csses_locked(std::span<Css* const> csses) CG_REQUIRES(cgroup_mutex_);
+  // Offlines a css and drops its base reference; with reclaim_kept, frees
+  // the kept css_sets holding it (takes the css_set lock).
+  void kill_css_locked(Css* css, bool reclaim_kept = true) CG_REQUIRES(cgroup_mutex_);
   void free_cgroup(Cgroup* cgroup);
   void free_css(Css* css);
   void free_task(Task* task);
   void free_process(Process* process);
 
   // -- tasks (task_ops.cc)
-  // Creates a thread or process in `cset`, runs can_fork / fork hooks.
-  // Locking: the global threadgroup lock and the parent process's threadgroup
-  // lock (if any) held shared.
-  // parent_mm: the forking process's address space (null for spawn and
-  // threads); shared when share_mm, else its size is copied.
-  Result<Pid> create_task_locked(CssSet& cset, Process* join, const Creds& creds,
-                                 Mm* parent_mm, bool share_mm, std::optional<Pid> id)
+  // Creates a process of one thread in `cset` (spawn, fork) / a thread of
+  // `proc` in `cset` (clone_thread), and runs the can_fork / fork hooks.
+  // parent_mm: the forking process's address space (null for spawn); shared
+  // when share_mm, else its size is copied. Locking: the global threadgroup
+  // lock held shared (and, forking, the parent process's); for a thread,
+  // that process's threadgroup lock held shared.
+  Result<Pid> create_process_locked(CssSet& cset, const Creds& creds, Mm* parent_mm,
+                                    bool share_mm, std::optional<Pid> id)
       CG_REQUIRES_SHARED(threadgroup_rwsem_);
-  // Takes / drops a process's threadgroup lock shared while it is being
-  // created (create_task_locked), before anyone else can see it.
-  // Locking: the global threadgroup lock held shared.
-  void lock_new_process(Process& proc);
-  void unlock_new_process(Process& proc);
+  Result<Pid> create_thread_locked(CssSet& cset, Process& proc, std::optional<Pid> id)
+      CG_REQUIRES_SHARED(threadgroup_rwsem_, proc.threadgroup_lock_);
+  // The objects of a new task (and, join null, of its process and address
+  // space), invisible to everyone; ENOMEM, or EINVAL for an id out of range.
+  Result<Task*> new_task(Process* join, const Creds& creds, Mm* parent_mm, bool share_mm,
+                         std::optional<Pid> id);
+  // Publishes `task` (of `proc`) in the id table as an embryo, runs can_fork,
+  // links it to `cset` and runs the fork hooks; the table then holds the
+  // creation reference. On an error the task is out of the table again and
+  // the caller drops that reference (after releasing a new process's lock,
+  // which goes with the process).
+  Result<Pid> publish_task_locked(Task& task, Process& proc, CssSet& cset, std::optional<Pid> id)
+      CG_REQUIRES_SHARED(threadgroup_rwsem_, proc.threadgroup_lock_);
   // Unlinks a thread, runs exit/release hooks, ends the process with its last
   // thread. Locking: global and the process's threadgroup lock held shared.
   void exit_task_locked(Task& task) CG_REQUIRES_SHARED(threadgroup_rwsem_);
@@ -392,6 +515,10 @@ class Engine {
   // an invalid domain, EBUSY for a domain that enables controllers for its
   // children (no internal processes).
   Status check_dst_locked(const Cgroup& dst) const CG_REQUIRES(cgroup_mutex_);
+  // Runs `check` on `target` (a live thread of `proc`; null: none is left,
+  // nothing to ask) for a move to dst. ENODEV if dst was removed.
+  Status check_move_locked(Process& proc, Task* target, const Cgroup& dst, MoveCheck check)
+      CG_REQUIRES(cgroup_mutex_, proc.threadgroup_lock_);
   // Moves the targets named by for_each_target(fn) (which calls fn(Task&)
   // for each) to dst as one transaction. Locking: cgroup mutex held, and the
   // targets' threadgroup locks exclusive.
@@ -400,6 +527,10 @@ class Engine {
       CG_REQUIRES(cgroup_mutex_);
   void free_mm(Mm* mm);
 
+  // Where Tasks live (declared first: it outlives every task). A task costs
+  // its 56 bytes here plus its 8-byte id-table slot.
+  Slab<sizeof(Task), alignof(Task)> task_slab_;
+
   // ---- Constant after construction
   std::vector<std::unique_ptr<Hierarchy>> hierarchies_;  // slots; guarded by cgroup_mutex_ except [0]
   std::vector<std::unique_ptr<Hierarchy>> retired_hierarchies_;  // guarded by cgroup_mutex_
@@ -407,8 +538,8 @@ class Engine {
   // ---- Locks (order in core/locking.h)
   mutable Mutex cgroup_mutex_;
   mutable ShardedRwSem threadgroup_rwsem_ CG_ACQUIRED_AFTER(cgroup_mutex_);
-  mutable SharedMutex css_set_lock_ CG_ACQUIRED_AFTER(threadgroup_rwsem_);
-  mutable SharedMutex task_table_lock_ CG_ACQUIRED_AFTER(css_set_lock_);
+  mutable RwLock css_set_lock_ CG_ACQUIRED_AFTER(threadgroup_rwsem_);
+  mutable RwLock task_table_lock_ CG_ACQUIRED_AFTER(css_set_lock_);
 
   // ---- Guarded by cgroup_mutex_ (growth also stops the world)
   std::vector<std::unique_ptr<Controller>> controllers_;
@@ -437,6 +568,12 @@ class Engine {
   static constexpr int kCssSetCacheSize = 64;
   CssSet* cset_cache_ CG_GUARDED_BY(css_set_lock_) = nullptr;
   int nr_cached_csets_ CG_GUARDED_BY(css_set_lock_) = 0;
+  // css_sets without references kept for their key (see css_set.h), oldest
+  // first. The bound caps their memory (a few hundred bytes each) whatever
+  // the pattern of moves.
+  static constexpr int kMaxKeptCssSets = 1024;
+  IntrusiveList<CssSet, &CssSet::kept_node_> kept_csets_ CG_GUARDED_BY(css_set_lock_);
+  int nr_kept_csets_ CG_GUARDED_BY(css_set_lock_) = 0;
 
   // ---- Guarded by task_table_lock_
   TaskTable task_table_ CG_GUARDED_BY(task_table_lock_);

@@ -36,6 +36,7 @@ class Hierarchy {
  private:
   friend class Engine;
   friend class InvariantChecker;
+  friend class MigrationContext;
 
   Hierarchy(Engine* engine, HierarchyId id, std::string name, uint64_t root_id,
             size_t nr_controllers);

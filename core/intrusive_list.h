@@ -1,7 +1,8 @@
 // A doubly linked intrusive list: the links live inside the elements, so
 // linking, unlinking and moving an element between lists never allocates.
 // This is what lets a migration track any number of tasks without memory of
-// its own (seed 001). Not thread-safe: each list's owner names its lock.
+// its own, and so fail only where it allocates css_sets, before anything has
+// changed. Not thread-safe: each list's owner names its lock.
 #pragma once
 
 #include <cstddef>

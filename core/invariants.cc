@@ -26,14 +26,13 @@ bool InvariantChecker::fail(std::string what) {
   return false;
 }
 
-// The analysis cannot see that the checker holds the engine's locks through
-// its reference; the locks are taken right here.
-Status InvariantChecker::check() CG_NO_THREAD_SAFETY_ANALYSIS {
+// Takes every lock; the checks below assert them (Engine::assert_all_held).
+Status InvariantChecker::check() {
   const Engine& e = engine_;
   MutexLock m(e.cgroup_mutex_);
   ExclusiveLock<ShardedRwSem> tg(e.threadgroup_rwsem_);
-  SharedLock<SharedMutex> cs(e.css_set_lock_);
-  SharedLock<SharedMutex> tt(e.task_table_lock_);
+  SharedLock<RwLock> cs(e.css_set_lock_);
+  SharedLock<RwLock> tt(e.task_table_lock_);
   if (check_tasks_and_csets() && check_cgroups() && check_css_refs()) {
     for (size_t id = 0; id < e.nr_controllers(); ++id) {
       Controller& c = *e.controllers_[id];
@@ -48,22 +47,25 @@ Status InvariantChecker::check() CG_NO_THREAD_SAFETY_ANALYSIS {
   return Status::Error(EIO, "invariant violated: " + error_);
 }
 
-bool InvariantChecker::check_tasks_and_csets() CG_NO_THREAD_SAFETY_ANALYSIS {
+bool InvariantChecker::check_tasks_and_csets() {
   const Engine& e = engine_;
+  e.assert_all_held();
   const size_t nr_ss = e.nr_controllers();
   const int nr_h = static_cast<int>(e.hierarchies_.size());
 
   // Every css_set: its tasks, count, references, key, links, csses.
   std::unordered_map<const Task*, const CssSet*> task_cset;
   size_t nr_csets = 0;
+  int nr_kept = 0;
   bool ok = true;
-  e.cset_table_.for_each([&](const CssSet& c) CG_NO_THREAD_SAFETY_ANALYSIS {
+  e.cset_table_.for_each([&](const CssSet& c) {
+    e.assert_all_held();
     if (!ok) return;
     ++nr_csets;
     const std::string name = cset_name(&c);
     if (!c.mg_tasks_.empty()) ok = fail(name + " has migrating tasks outside a migration");
     if (c.mg_src_preload_node_.linked() || c.mg_dst_preload_node_.linked() ||
-        c.mg_node_.linked() || c.mg_dst_cset_ || c.mg_src_cgrp_)
+        c.mg_node_.linked() || c.mg_dst_cset_ || c.mg_src_cgrp_ || c.mg_made_)
       ok = fail(name + " has migration state outside a migration");
     int64_t n = 0;
     for (const Task& t : c.tasks_) {
@@ -78,6 +80,16 @@ bool InvariantChecker::check_tasks_and_csets() CG_NO_THREAD_SAFETY_ANALYSIS {
     if (c.refs_.load() != want_refs)
       ok = fail(name + " has " + std::to_string(c.refs_.load()) + " references, expected " +
                 std::to_string(want_refs));
+    // Kept: exactly the css_sets without references, each still holding its
+    // cgroup and css references (counted below like any css_set's).
+    if ((want_refs == 0) != c.kept_node_.linked())
+      ok = fail(name + (want_refs == 0 ? " has no references but is not kept"
+                                       : " is referenced but on the kept list"));
+    if (c.kept_node_.linked()) {
+      ++nr_kept;
+      for (const Css* css : c.csses_)
+        if (!css->online()) ok = fail(name + " is kept with an offline css");
+    }
     if (c.nr_links_ > nr_h) ok = fail(name + " has links beyond the hierarchy slots");
     std::vector<const Cgroup*> cgroups(nr_h, nullptr);
     for (int h = 0; h < nr_h; ++h) {
@@ -106,6 +118,14 @@ bool InvariantChecker::check_tasks_and_csets() CG_NO_THREAD_SAFETY_ANALYSIS {
   });
   if (!ok) return false;
   if (nr_csets != e.cset_table_.size()) return fail("css_set table size is wrong");
+  int listed_kept = 0;
+  for (const CssSet& c : e.kept_csets_) {
+    (void)c;
+    ++listed_kept;
+  }
+  if (listed_kept != nr_kept || nr_kept != e.nr_kept_csets_)
+    return fail("the kept css_set list does not hold exactly the unreferenced css_sets");
+  if (nr_kept > Engine::kMaxKeptCssSets) return fail("more css_sets kept than the bound");
   if (e.live_csets_.load() != static_cast<int64_t>(nr_csets))
     return fail(std::to_string(e.live_csets_.load() - nr_csets) + " css_sets leaked");
   if (!e.root_cset_) return fail("no root css_set");
@@ -116,7 +136,8 @@ bool InvariantChecker::check_tasks_and_csets() CG_NO_THREAD_SAFETY_ANALYSIS {
   // Every task in the id table.
   std::unordered_set<const Process*> procs;
   size_t nr_live = 0, nr_objects = 0;
-  e.task_table_.for_each([&](Pid pid, Task* t) CG_NO_THREAD_SAFETY_ANALYSIS {
+  e.task_table_.for_each([&](Pid pid, Task* t) {
+    e.assert_all_held();
     if (!ok) return;
     ++nr_objects;
     const Process& p = t->process();
@@ -161,8 +182,9 @@ bool InvariantChecker::check_tasks_and_csets() CG_NO_THREAD_SAFETY_ANALYSIS {
   return true;
 }
 
-bool InvariantChecker::check_cgroups() CG_NO_THREAD_SAFETY_ANALYSIS {
+bool InvariantChecker::check_cgroups() {
   const Engine& e = engine_;
+  e.assert_all_held();
   const size_t nr_ss = e.nr_controllers();
   int64_t nonroot = 0;
   for (const auto& hp : e.hierarchies_) {
@@ -251,8 +273,9 @@ bool InvariantChecker::check_cgroups() CG_NO_THREAD_SAFETY_ANALYSIS {
   return true;
 }
 
-bool InvariantChecker::check_css_refs() CG_NO_THREAD_SAFETY_ANALYSIS {
+bool InvariantChecker::check_css_refs() {
   const Engine& e = engine_;
+  e.assert_all_held();
   // Every css anything reaches: registry, cgroups, css_sets, address
   // spaces, and the parents of those.
   std::unordered_set<const Css*> all;
@@ -269,7 +292,8 @@ bool InvariantChecker::check_css_refs() CG_NO_THREAD_SAFETY_ANALYSIS {
       for (const auto& [n, child] : cg->children_) stack.push_back(child);
     }
   }
-  e.cset_table_.for_each([&](const CssSet& c) CG_NO_THREAD_SAFETY_ANALYSIS {
+  e.cset_table_.for_each([&](const CssSet& c) {
+    e.assert_all_held();
     for (const Css* css : c.csses_) todo.push_back(css);
   });
   std::unordered_set<const Mm*> mms;
@@ -290,7 +314,8 @@ bool InvariantChecker::check_css_refs() CG_NO_THREAD_SAFETY_ANALYSIS {
     if (c->online() || c->is_root()) refs[c] += 1;
     if (c->parent_) refs[c->parent_] += 1;
   }
-  e.cset_table_.for_each([&](const CssSet& c) CG_NO_THREAD_SAFETY_ANALYSIS {
+  e.cset_table_.for_each([&](const CssSet& c) {
+    e.assert_all_held();
     for (const Css* css : c.csses_) refs[css] += 1;
   });
   for (const Mm* mm : mms)

@@ -1,5 +1,10 @@
 #include "core/locking.h"
 
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 
@@ -55,6 +60,73 @@ void fail(const char* what, const void* lock) {
 }
 }  // namespace lock_debug
 
+namespace {
+// Iterations of busy waiting before sleeping: a few microseconds, longer
+// than the css_set lock's holds, shorter than a futex round trip's cost in
+// wasted sleeps.
+constexpr int kSpins = 200;
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+}  // namespace
+
+void RwLock::wait(uint32_t expected) {
+  // EAGAIN (the word changed) and EINTR both mean: look again.
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&state_), FUTEX_WAIT_PRIVATE, expected,
+          nullptr, nullptr, 0);
+}
+
+void RwLock::wake_all() {
+  syscall(SYS_futex, reinterpret_cast<uint32_t*>(&state_), FUTEX_WAKE_PRIVATE, INT_MAX,
+          nullptr, nullptr, 0);
+}
+
+// The slow path of both lock modes: `free(s)` says whether the word `s`
+// lets this mode in, `take(s)` is the word that holds it. Spins a while,
+// then sets the sleepers' bit and sleeps until the word changes.
+template <class Free, class Take>
+void RwLock::acquire_slow(Free free, Take take) {
+  for (int spins = 0;; ++spins) {
+    uint32_t s = state_.load(std::memory_order_relaxed);
+    if (free(s)) {
+      if (state_.compare_exchange_weak(s, take(s), std::memory_order_acquire, std::memory_order_relaxed))
+        return;
+      continue;
+    }
+    if (spins < kSpins) {
+      cpu_relax();
+      continue;
+    }
+    if (!(s & kWaiters) && !state_.compare_exchange_weak(s, s | kWaiters, std::memory_order_relaxed))
+      continue;
+    wait(s | kWaiters);
+    spins = 0;
+  }
+}
+
+// Free, maybe with sleepers: the writer keeps their bit, so that its unlock
+// wakes them.
+void RwLock::lock_slow() {
+  acquire_slow([](uint32_t s) { return (s & ~kWaiters) == 0; }, [](uint32_t s) { return s | kWriter; });
+}
+
+// Readers do not pass sleepers (a waiting writer is not starved).
+void RwLock::lock_shared_slow() {
+  acquire_slow([](uint32_t s) { return !(s & (kWriter | kWaiters)); }, [](uint32_t s) { return s + 1; });
+}
+
+void RwLock::unlock_shared_wake() {
+  // The last reader left and someone sleeps. If the word is still just the
+  // sleepers' bit, clear it and wake them all; if it changed, a writer took
+  // the lock keeping the bit, and its unlock wakes them.
+  uint32_t s = kWaiters;
+  if (state_.compare_exchange_strong(s, 0, std::memory_order_relaxed)) wake_all();
+}
+
 void RwSem::LockShared() {
   for (;;) {
     uint32_t s = state_.load(std::memory_order_relaxed);
@@ -106,23 +178,28 @@ int ShardedRwSem::my_shard() {
   return shard;
 }
 
-// The shard methods are annotated on the whole object; the analysis cannot
-// follow the per-shard locks, so it is switched off inside.
+// The methods below are annotated on the whole object and take per-shard
+// locks underneath.
+
+// The calling thread's shard is chosen at run time: not nameable.
 void ShardedRwSem::LockShared() CG_NO_THREAD_SAFETY_ANALYSIS {
   shards_[my_shard()].sem.LockShared();
   if constexpr (kLockDebug) lock_debug::note_acquire(this, false);
 }
 
+// The calling thread's shard is chosen at run time: not nameable.
 void ShardedRwSem::UnlockShared() CG_NO_THREAD_SAFETY_ANALYSIS {
   if constexpr (kLockDebug) lock_debug::note_release(this);
   shards_[my_shard()].sem.UnlockShared();
 }
 
+// Takes every shard in a loop: a set of locks the analysis cannot follow.
 void ShardedRwSem::Lock() CG_NO_THREAD_SAFETY_ANALYSIS {
   for (auto& s : shards_) s.sem.Lock();
   if constexpr (kLockDebug) lock_debug::note_acquire(this, true);
 }
 
+// Releases every shard in a loop: a set of locks the analysis cannot follow.
 void ShardedRwSem::Unlock() CG_NO_THREAD_SAFETY_ANALYSIS {
   if constexpr (kLockDebug) lock_debug::note_release(this);
   for (int i = kShards - 1; i >= 0; --i) shards_[i].sem.Unlock();

@@ -13,10 +13,12 @@
 //                                 rebinding take it exclusive, which freezes
 //                                 the set of tasks of the whole engine.
 //   3. Process::threadgroup_lock  Per process. Fork (from any thread of the
-//                                 process), thread creation, exit and exec take
-//                                 it shared; migrating any thread of the
-//                                 process takes it exclusive, which freezes
-//                                 the process's threads and their css_sets.
+//                                 process), thread creation, exit and
+//                                 credential changes take it shared; migrating
+//                                 any thread of the process, and exec, take it
+//                                 exclusive, which freezes the process's
+//                                 threads, their css_sets and its credentials
+//                                 (what a move check reads).
 //   4. Engine::css_set_lock_      Guards css_set task lists (tasks and
 //                                 mg_tasks), css_set reference drops to zero,
 //                                 the css_set hash table, cgroup <-> css_set
@@ -28,6 +30,8 @@
 //   6. Engine::dying_mu_          Guards the sets of removed-but-referenced
 //                                 cgroups and csses. A leaf, taken where they
 //                                 are freed (any context).
+//   7. Slab's lock (core/slab.h)  Guards a slab's free list. A leaf, taken
+//                                 where a Task is made or freed.
 //
 // Several Process::threadgroup_locks are held at once only by a migration,
 // which holds cgroup_mutex_, so two such holders never race.
@@ -125,6 +129,80 @@ class CG_CAPABILITY("shared_mutex") SharedMutex {
 
  private:
   std::shared_mutex mu_;
+};
+
+// A reader-writer lock for short critical sections (the css_set lock's are a
+// few list operations, ~100 ns), its state one 32-bit word (beside a debug
+// counter of exclusive holds): uncontended, a lock or unlock is one atomic
+// instruction with no call into libc. A contended acquirer
+// spins briefly, then sleeps on a futex; an unlock makes the futex call
+// only when someone sleeps. Waiting writers block new readers, so a stream
+// of readers cannot starve a writer; for that reason a thread must not take
+// it shared twice (a writer waiting in between would deadlock it), which
+// debug builds check.
+class CG_CAPABILITY("rwlock") RwLock {
+ public:
+  RwLock() = default;
+  RwLock(const RwLock&) = delete;
+  RwLock& operator=(const RwLock&) = delete;
+
+  void Lock() CG_ACQUIRE() {
+    uint32_t s = 0;
+    if (!state_.compare_exchange_strong(s, kWriter, std::memory_order_acquire,
+                                        std::memory_order_relaxed))
+      lock_slow();
+    if constexpr (kLockDebug) {
+      lock_debug::note_acquire(this, true);
+      ++exclusive_holds_;  // written only by the holder
+    }
+  }
+  void Unlock() CG_RELEASE() {
+    if constexpr (kLockDebug) lock_debug::note_release(this);
+    if (state_.exchange(0, std::memory_order_release) & kWaiters) wake_all();
+  }
+  // Debug builds: how many times the lock was taken exclusive (0 in NDEBUG
+  // builds). Read it with the lock held, or when no other thread uses it.
+  uint64_t debug_exclusive_holds() const { return exclusive_holds_; }
+  void LockShared() CG_ACQUIRE_SHARED() {
+    if constexpr (kLockDebug)
+      if (lock_debug::held_mode(this) != 0) lock_debug::fail("RwLock taken twice", this);
+    uint32_t s = state_.load(std::memory_order_relaxed);
+    if ((s & (kWriter | kWaiters)) != 0 ||
+        !state_.compare_exchange_weak(s, s + 1, std::memory_order_acquire,
+                                      std::memory_order_relaxed))
+      lock_shared_slow();
+    if constexpr (kLockDebug) lock_debug::note_acquire(this, false);
+  }
+  void UnlockShared() CG_RELEASE_SHARED() {
+    if constexpr (kLockDebug) lock_debug::note_release(this);
+    const uint32_t prev = state_.fetch_sub(1, std::memory_order_release);
+    if ((prev & kReaderMask) == 1 && (prev & kWaiters)) unlock_shared_wake();
+  }
+  void AssertHeld() const CG_ASSERT_CAPABILITY(this) {
+    if constexpr (kLockDebug)
+      if (lock_debug::held_mode(this) != 2) lock_debug::fail("RwLock not held exclusive", this);
+  }
+  void AssertReaderHeld() const CG_ASSERT_SHARED_CAPABILITY(this) {
+    if constexpr (kLockDebug)
+      if (lock_debug::held_mode(this) == 0) lock_debug::fail("RwLock not held", this);
+  }
+
+ private:
+  static constexpr uint32_t kWriter = 1u << 31;
+  static constexpr uint32_t kWaiters = 1u << 30;  // someone sleeps (or is about to)
+  static constexpr uint32_t kReaderMask = kWaiters - 1;
+  // The contended paths: spin, then sleep on the word until it changes.
+  void lock_slow();
+  void lock_shared_slow();
+  template <class Free, class Take>
+  void acquire_slow(Free free, Take take);
+  // The last reader left while someone sleeps: wake them.
+  void unlock_shared_wake();
+  // futex(2) wait while the word is `expected` / wake every sleeper.
+  void wait(uint32_t expected);
+  void wake_all();
+  std::atomic<uint32_t> state_{0};
+  uint64_t exclusive_holds_ = 0;
 };
 
 // A four-byte reader-writer semaphore for per-process threadgroup locks, so

@@ -1,4 +1,5 @@
-// The migration transaction (seeds 000, 001, 002).
+// The migration transaction: moving tasks between cgroups all or nothing,
+// with every controller's consent, allocating nothing per task.
 //
 // One MigrationContext moves a set of tasks to one destination cgroup per
 // hierarchy (a migration normally has one destination; re-homing css_sets
@@ -6,14 +7,21 @@
 //
 //   1. add_src(cset, dst)  Pin each source css_set and remember where its
 //                          tasks go. No allocation.
-//   2. prepare_dst()       Find or create the destination css_set of every
+//   2. prepare_dst_locked() / prepare_dst()
+//                          Find or create the destination css_set of every
 //                          source. The only step that allocates; on failure
-//                          nothing has changed.
+//                          nothing has changed. The _locked form works in the
+//                          caller's css_set lock hold and leaves to
+//                          prepare_dst() only what must be allocated.
 //   3. add_task(task)      Put each target on its css_set's mg_tasks list (no
 //      execute()           allocation), then run the controllers' prepare
 //                          hooks (which may veto: everything is undone), then
 //                          the commit point, after which nothing can fail.
 //   4. finish()            Unpin every css_set (the destructor does it).
+//                          execute() does it in its commit hold unless a
+//                          controller's post_attach walks the tasks, so a
+//                          move takes the css_set lock exclusive twice: once
+//                          to prepare (steps 1-3a), once to commit.
 //
 // The lists change meaning at the commit point: before it, the taskset's
 // css_set list holds the *source* css_sets and each target sits on its
@@ -46,6 +54,8 @@ class TaskSet {
   // a controller that needs a task's source records it in can_attach.
   template <typename Fn>
   void for_each(Fn&& fn) const {
+    if constexpr (kLockDebug)
+      if (released_) lock_debug::fail("taskset walked after its transaction ended", this);
     for (CssSet& cs : csets_) {
       for (Task& t : cs.mg_tasks_) {
         if (committed_) {
@@ -60,6 +70,8 @@ class TaskSet {
   // (before the commit point only).
   template <typename Fn>
   void for_each_cset_pair(Fn&& fn) const {
+    if constexpr (kLockDebug)
+      if (released_) lock_debug::fail("taskset walked after its transaction ended", this);
     if (committed_) return;
     for (CssSet& cs : csets_)
       if (!cs.mg_tasks_.empty()) fn(cs, *cs.mg_dst_cset_);
@@ -77,6 +89,9 @@ class TaskSet {
   IntrusiveList<CssSet, &CssSet::mg_node_> csets_;
   size_t nr_tasks_ = 0;
   bool committed_ = false;
+  // The transaction ended in the commit hold (no post hook walks the
+  // tasks): the lists are gone and post_attach must not walk them.
+  bool released_ = false;
 };
 
 class MigrationContext {
@@ -95,11 +110,20 @@ class MigrationContext {
   // Locking: cgroup mutex and css_set lock (exclusive) held.
   void add_src(CssSet& src, Cgroup* dst, HierarchyId h);
 
-  // Step 2: finds or creates the destination css_set of every source and pins
-  // it. Fails with ENOMEM (allocation, including injected failures); nothing
-  // visible has changed then, and finish() drops what was pinned.
+  // Step 2: finds or creates the destination css_set of every source, pins
+  // it and links it to the source (Engine::find_css_set's lock holds only:
+  // linking needs none). A source that is its own destination stays without
+  // one and its tasks are not targets. Fails with ENOMEM (allocation,
+  // including injected failures); nothing visible has changed then, and
+  // finish() drops what was pinned.
   // Locking: cgroup mutex held; takes the css_set lock.
   Status prepare_dst();
+  // Step 2 within the caller's hold: finds, revives or makes from the cache
+  // every destination that needs no allocation. True if none is missing
+  // (then prepare_dst() is not needed), false if prepare_dst() must
+  // allocate the rest; ENOMEM as prepare_dst.
+  // Locking: cgroup mutex and css_set lock (exclusive) held.
+  Result<bool> prepare_dst_locked();
 
   // Step 3a: makes `task` a target. Skips exiting tasks and tasks whose
   // css_set was not added as a source (already in the destination). REQUIRES
@@ -123,21 +147,28 @@ class MigrationContext {
   // css_set lock.
   Status execute();
 
-  // Step 4: unpins everything; idempotent.
-  // Locking: cgroup mutex held; takes the css_set lock.
+  // Step 4: unpins everything; idempotent. A destination this transaction
+  // made is kept only if tasks moved into it (so a failed transaction leaves
+  // no css_set behind); with include_exiting_tasks() no source is kept.
+  // Locking: cgroup mutex held; takes the css_set lock if anything is left.
   void finish();
 
   // The number of targets added so far.
   size_t nr_tasks() const { return tset_.nr_tasks_; }
 
  private:
-  // Records `dst` (pinned by find_css_set) as src's destination, or drops
-  // src from the sources if it is its own destination. Called by
-  // Engine::find_css_set. Locking: css_set lock held exclusive.
-  void link_dst_locked(CssSet& src, CssSet& dst);
-  friend class Engine;
-  // Puts every target back on its source's tasks list.
+  // The key of the css_set the tasks of `src` move to (from src's mg_dst_*
+  // fields), in the engine's scratch buffers (sized by prepare_dst).
+  void dst_key(const CssSet& src, CssSetTable::Key* key);
+  // Records `dst` (referenced for this context by find_css_set) as src's
+  // destination; if it is src itself, src keeps no destination.
+  void link_dst(CssSet& src, CssSet& dst);
+  // Puts every target back on its source's tasks list, and finishes.
   void restore_targets();
+  // finish() within the caller's css_set lock hold.
+  void finish_locked();
+  // Sizes the engine's scratch key buffers. ENOMEM.
+  Status size_scratch();
   // Takes / drops each distinct target address space's mmap_lock shared
   // (for controllers that need_stable_mm()).
   void lock_mms();

@@ -114,7 +114,8 @@ void Task::put() {
   if ((state_.fetch_sub(1, std::memory_order_acq_rel) & kRefMask) != 1) return;
   Process* p = process_;
   Engine* engine = p->engine_;
-  delete this;
+  this->~Task();
+  engine->task_slab_.deallocate(this);
   engine->live_tasks_.fetch_sub(1, std::memory_order_relaxed);
   p->put();
 }

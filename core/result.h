@@ -10,7 +10,7 @@
 
 namespace cgcore {
 
-class Status {
+class [[nodiscard]] Status {
  public:
   Status() = default;  // success
   static Status Ok() { return Status(); }
@@ -32,7 +32,7 @@ class Status {
 
 // A value of type T, or an error Status (never an ok Status).
 template <typename T>
-class Result {
+class [[nodiscard]] Result {
  public:
   Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
   Result(Status error) : v_(std::move(error)) {}  // NOLINT: REQUIRES !error.ok()

@@ -1,5 +1,6 @@
 // Engine: cgroup v2's cgroup.subtree_control — enabling and disabling
 // controllers for a cgroup's children, as one transaction.
+#include <algorithm>
 #include <new>
 
 #include "core/engine.h"
@@ -9,38 +10,32 @@ namespace cgcore {
 
 ControllerSet Engine::available_controllers_locked(const Cgroup& cgroup) const {
   cgroup_mutex_.AssertHeld();
-  if (cgroup.is_root()) return cgroup.hierarchy_->controllers_;
+  if (cgroup.is_root()) {
+    ControllerSet set = cgroup.hierarchy_->controllers_;
+    if (cgroup.hierarchy_->is_default())
+      cgroup.hierarchy_->controllers_.for_each([&](ControllerId id) {
+        if (!controllers_[id]->on_v2()) set.reset(id);
+      });
+    return set;
+  }
   ControllerSet set = cgroup.parent_->subtree_control_;
   if (is_threaded_locked(cgroup)) domain_controllers().for_each([&](ControllerId id) { set.reset(id); });
   return set;
 }
 
-Result<Css*> Engine::create_css_locked(Cgroup& cgroup, ControllerId id) {
-  cgroup_mutex_.AssertHeld();
-  Css* parent_css = effective_css_locked(*cgroup.parent_, id);
-  Result<std::unique_ptr<Css>> r = controllers_[id]->css_alloc(parent_css);
-  if (!r.ok()) return r.status();
-  Css* css = r.value().release();
-  css->cgroup_.store(&cgroup);
-  css->controller_ = controllers_[id].get();
-  css->engine_ = this;
-  css->id_ = id;
-  css->parent_ = parent_css;
-  parent_css->get();
-  cgroup.get();
-  live_csses_.fetch_add(1, std::memory_order_relaxed);
-  if (Status st = controllers_[id]->css_online(*css); !st.ok()) {
-    css->put();
-    return st;
-  }
-  css->online_.store(true, std::memory_order_release);
-  return css;
-}
-
-void Engine::kill_css_locked(Css* css) {
+void Engine::kill_css_locked(Css* css, bool reclaim_kept) {
   cgroup_mutex_.AssertHeld();
   css->controller().css_offline(*css);
   css->online_.store(false, std::memory_order_release);
+  if (reclaim_kept) {
+    // Offline first: a css_set released after this hold is not kept.
+    ExclusiveLock<RwLock> cs(css_set_lock_);
+    kept_csets_.for_each_safe([&](CssSet& c) {
+      css_set_lock_.AssertHeld();
+      if (std::find(c.csses_.begin(), c.csses_.end(), css) != c.csses_.end())
+        destroy_cset_locked(&c);
+    });
+  }
   {
     MutexLock d(dying_mu_);
     dying_csses_.insert(css);
@@ -95,7 +90,7 @@ Status Engine::set_subtree_control_locked(Cgroup& cgroup, const ControllerSet& e
     if (!cgroup.is_root() && domain_enable) {
       if (is_thread_root_locked(cgroup) || is_threaded_locked(cgroup))
         return Status::Error(EOPNOTSUPP, "domain controllers cannot be enabled in a threaded subtree");
-      SharedLock<SharedMutex> cs(css_set_lock_);
+      SharedLock<RwLock> cs(css_set_lock_);
       if (cgroup.has_tasks())
         return Status::Error(EBUSY, "the cgroup has processes of its own (no internal processes)");
     }
@@ -118,18 +113,25 @@ Status Engine::set_subtree_control_locked(Cgroup& cgroup, const ControllerSet& e
     return Status::Error(ENOMEM, "out of memory changing subtree_control");
   }
   const ControllerSet domain = domain_controllers();
-  for (auto& [name, child] : cgroup.children_) {
-    enable.for_each([&, child = child](ControllerId id) {
-      cgroup_mutex_.AssertHeld();
-      if (!st.ok()) return;
-      if (domain.test(id) && is_threaded_locked(*child)) return;  // threads only
-      Result<Css*> css = create_css_locked(*child, id);
-      if (!css.ok()) st = css.status();
-      else made.push_back({child, id, css.value()});
+  std::vector<Css*> batch;
+  ControllerSet threaded_enable;  // what a threaded child gets: no domain controllers
+  try {
+    batch.resize(nr_enable);
+    enable.for_each([&](ControllerId id) {
+      if (!domain.test(id)) threaded_enable.set(id);
     });
+  } catch (const std::bad_alloc&) {
+    return Status::Error(ENOMEM, "out of memory changing subtree_control");
+  }
+  for (auto& [name, child] : cgroup.children_) {
+    const ControllerSet& ids = is_threaded_locked(*child) ? threaded_enable : enable;
+    st = create_csses_locked(*child, ids, batch);
+    if (!st.ok()) break;
+    size_t i = 0;
+    ids.for_each([&, child = child](ControllerId id) { made.push_back({child, id, batch[i++]}); });
   }
   if (!st.ok()) {
-    for (auto it = made.rbegin(); it != made.rend(); ++it) kill_css_locked(it->css);
+    for (auto it = made.rbegin(); it != made.rend(); ++it) discard_csses_locked({&it->css, 1});
     return st;
   }
 
@@ -154,18 +156,26 @@ Status Engine::set_subtree_control_locked(Cgroup& cgroup, const ControllerSet& e
   });
 
   // 3. Re-home every task below `cgroup`: their effective csses changed.
-  // One migration, each css_set to its own cgroup with fresh csses.
+  // One migration, each css_set to its own cgroup with fresh csses. The
+  // walk of the links reaches the kept css_sets below too; re-homing keeps
+  // no source, so none survives with a stale key.
   {
     MigrationContext ctx(*this);
     ctx.include_exiting_tasks();
     {
-      ExclusiveLock<SharedMutex> cs(css_set_lock_);
+      ExclusiveLock<RwLock> cs(css_set_lock_);
       std::vector<Cgroup*> stack;
       for (auto& [name, child] : cgroup.children_) stack.push_back(child);
       while (!stack.empty()) {
         Cgroup* c = stack.back();
         stack.pop_back();
-        for (CsetLink& link : c->cset_links_) ctx.add_src(*link.cset, c, kDefaultHierarchy);
+        c->cset_links_.for_each_safe([&](CsetLink& link) {
+          css_set_lock_.AssertHeld();
+          if (link.cset->kept_node_.linked())
+            destroy_cset_locked(link.cset);  // no task to re-home; its key goes stale
+          else
+            ctx.add_src(*link.cset, c, kDefaultHierarchy);
+        });
         for (auto& [name, child] : c->children_) stack.push_back(child);
       }
     }
@@ -174,7 +184,7 @@ Status Engine::set_subtree_control_locked(Cgroup& cgroup, const ControllerSet& e
     st = ctx.prepare_dst();
     if (st.ok()) {
       {
-        ExclusiveLock<SharedMutex> cs(css_set_lock_);
+        ExclusiveLock<RwLock> cs(css_set_lock_);
         ctx.add_all_tasks();
       }
       st = ctx.execute();

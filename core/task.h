@@ -39,13 +39,15 @@ class Mm {
   Mm& operator=(const Mm&) = delete;
 
   // Held exclusive while an address space's sizes or charges change, and
-  // shared by migration across a transaction that moves charges (seed 002's
-  // use of mmap_sem).
+  // shared by a migration across a transaction that moves charges, so that
+  // what the controllers' hooks read of the address space stays true until
+  // the commit.
   RwSem& mmap_lock() { return mmap_lock_; }
 
   // The css a controller's slot points at (null if never set). Switching is
-  // an atomic exchange (seed 003); the exchanged-out pointer is returned and
-  // its reference passes to the caller.
+  // an atomic exchange, so that two racing switches never both release one
+  // old css: each gets back the pointer it replaced, and that pointer's
+  // reference passes to it.
   Css* slot(int i) const { return slots_[i].load(std::memory_order_acquire); }
   Css* exchange_slot(int i, Css* css) {
     return slots_[i].exchange(css, std::memory_order_acq_rel);
@@ -81,7 +83,7 @@ class Mm {
 class MmRef {
  public:
   MmRef() = default;
-  explicit MmRef(Mm* mm) : mm_(mm) {}  // adopts a reference
+  explicit MmRef(Mm* mm);  // adopts a reference (counted for the checker)
   MmRef(MmRef&& o) noexcept : mm_(o.mm_) { o.mm_ = nullptr; }
   MmRef& operator=(MmRef&& o) noexcept {
     std::swap(mm_, o.mm_);
@@ -147,10 +149,11 @@ class Process {
   Process(const Process&) = delete;
   Process& operator=(const Process&) = delete;
 
-  // The process id (the leader's tid). Immutable.
-  Pid tgid() const { return tgid_; }
-  // Fork, thread creation, exit and exec of this process take it shared;
-  // migrating any of its threads takes it exclusive.
+  // The process id (the leader's tid). Fixed once published, except that a
+  // provisional process takes its real id (Engine::change_task_id).
+  Pid tgid() const { return tgid_.load(std::memory_order_relaxed); }
+  // Fork, thread creation, exit and credential changes of this process take
+  // it shared; migrating any of its threads, and exec, take it exclusive.
   RwSem& threadgroup_lock() { return threadgroup_lock_; }
   // The address space; changes on exec. Holds a reference.
   Mm* mm() const { return mm_.load(std::memory_order_acquire); }
@@ -167,12 +170,18 @@ class Process {
   void put();
 
   Engine* const engine_;
-  Pid tgid_ = 0;  // set once, before the process is published
+  // Set before the process is published; changed only by change_task_id,
+  // with the process's threadgroup lock exclusive and the css_set and
+  // task-table locks held.
+  std::atomic<Pid> tgid_{0};
   RwSem threadgroup_lock_;
   std::atomic<uint32_t> refs_{0};  // one per Task object of the process
 
-  // Guarded by css_set_lock.
+  // Written with threadgroup_lock_ held shared and the css_set lock held
+  // exclusive; read under either (the lock exclusive, or the css_set lock).
   Creds creds_;
+  // Guarded by css_set_lock; changed only under threadgroup_lock_ too, so a
+  // holder of that lock exclusive may read it without the css_set lock.
   IntrusiveList<Task, &Task::thread_node> threads_;  // live threads
   int32_t nr_threads_ = 0;
 

@@ -6,7 +6,7 @@
 namespace cgcore {
 
 Engine::TaskRef Engine::lookup_task(Pid tid) const {
-  SharedLock<SharedMutex> lock(task_table_lock_);
+  SharedLock<RwLock> lock(task_table_lock_);
   Task* t = task_table_.get(tid);
   if (!t || t->embryo()) return TaskRef();
   t->get();
@@ -33,13 +33,10 @@ void Engine::free_mm(Mm* mm) {
   live_mms_.fetch_sub(1, std::memory_order_relaxed);
 }
 
-Result<Pid> Engine::create_task_locked(CssSet& cset, Process* join, const Creds& creds,
-                                       Mm* parent_mm, bool share_mm, std::optional<Pid> want) {
-  threadgroup_rwsem_.AssertReaderHeld();
+Result<Task*> Engine::new_task(Process* join, const Creds& creds, Mm* parent_mm, bool share_mm,
+                               std::optional<Pid> want) {
   if (want && (*want <= 0 || *want > TaskTable::kMaxPid))
     return Status::Error(EINVAL, "task id out of range");
-
-  // Objects first, invisible to everyone until the id table publishes them.
   Mm* mm = nullptr;
   Process* proc = join;
   Task* task = nullptr;
@@ -58,7 +55,9 @@ Result<Pid> Engine::create_task_locked(CssSet& cset, Process* join, const Creds&
       mm = nullptr;  // the process owns the reference now
       live_processes_.fetch_add(1, std::memory_order_relaxed);
     }
-    task = new Task(0, proc);  // takes a process reference
+    void* mem = task_slab_.allocate();
+    if (!mem) throw std::bad_alloc();
+    task = new (mem) Task(0, proc);  // takes a process reference
     live_tasks_.fetch_add(1, std::memory_order_relaxed);
   } catch (const std::bad_alloc&) {
     if (mm) mm->put();
@@ -68,15 +67,47 @@ Result<Pid> Engine::create_task_locked(CssSet& cset, Process* join, const Creds&
     }
     return Status::Error(ENOMEM, "out of memory creating a task");
   }
+  return task;
+}
 
+Result<Pid> Engine::create_process_locked(CssSet& cset, const Creds& creds, Mm* parent_mm,
+                                          bool share_mm, std::optional<Pid> id) {
+  threadgroup_rwsem_.AssertReaderHeld();
+  Result<Task*> made = new_task(nullptr, creds, parent_mm, share_mm, id);
+  if (!made.ok()) return made.status();
+  Task* task = made.value();
+  Process& proc = task->process();
   // A new process is visible once linked, and could be migrated or exit
   // before its fork hooks ran; its own threadgroup lock, held shared from
-  // before it is published until the hooks return, prevents that (a new
-  // thread is covered by the caller's hold of its process's lock).
-  if (!join) lock_new_process(*proc);
+  // before it is published until the hooks return, prevents that.
+  Result<Pid> r = Pid{0};
+  {
+    SharedLock<RwSem> hold(proc.threadgroup_lock_);
+    r = publish_task_locked(*task, proc, cset, id);
+  }
+  if (!r.ok()) task->put();  // frees the task, its process and address space
+  return r;
+}
+
+Result<Pid> Engine::create_thread_locked(CssSet& cset, Process& proc, std::optional<Pid> id) {
+  threadgroup_rwsem_.AssertReaderHeld();
+  Result<Task*> made = new_task(&proc, Creds{}, nullptr, false, id);
+  if (!made.ok()) return made.status();
+  // The caller's hold of the process's lock keeps the new thread from being
+  // migrated or ended before its fork hooks ran.
+  Result<Pid> r = publish_task_locked(*made.value(), proc, cset, id);
+  if (!r.ok()) made.value()->put();
+  return r;
+}
+
+Result<Pid> Engine::publish_task_locked(Task& task, Process& proc, CssSet& cset,
+                                        std::optional<Pid> want) {
+  threadgroup_rwsem_.AssertReaderHeld();
+  proc.threadgroup_lock_.AssertReaderHeld();
+  const bool new_process = proc.tgid_ == 0;  // set once, here
   Pid id;
   {
-    ExclusiveLock<SharedMutex> t(task_table_lock_);
+    ExclusiveLock<RwLock> t(task_table_lock_);
     Status st;
     id = want ? *want : task_table_.next_free();
     if (id == 0)
@@ -85,51 +116,36 @@ Result<Pid> Engine::create_task_locked(CssSet& cset, Process* join, const Creds&
       st = Status::Error(EEXIST, "task id " + std::to_string(id) + " is in use");
     else
       st = task_table_.reserve(id);
-    if (!st.ok()) {
-      if (!join) unlock_new_process(*proc);
-      task->put();  // frees the task (and a new process with it)
-      return st;
-    }
-    task->tid_.store(id, std::memory_order_relaxed);
-    if (!join) proc->tgid_ = id;
-    task_table_.set(id, task);  // the table adopts the creation reference
+    if (!st.ok()) return st;
+    task.tid_.store(id, std::memory_order_relaxed);
+    if (new_process) proc.tgid_ = id;
+    task_table_.set(id, &task);  // adopts the creation reference on success
   }
 
   // can_fork against the css_set the child joins; the caller's threadgroup
   // locks keep that css_set the parent's until the child is linked.
   const size_t nr_ss = nr_controllers();
   for (size_t i = 0; i < nr_ss; ++i) {
-    Status st = controllers_[i]->can_fork(*task, cset);
+    Status st = controllers_[i]->can_fork(task, cset);
     if (st.ok()) continue;
-    for (size_t j = i; j-- > 0;) controllers_[j]->cancel_fork(*task, cset);
+    for (size_t j = i; j-- > 0;) controllers_[j]->cancel_fork(task, cset);
     {
-      ExclusiveLock<SharedMutex> t(task_table_lock_);
+      ExclusiveLock<RwLock> t(task_table_lock_);
       task_table_.set(id, nullptr);
     }
-    if (!join) unlock_new_process(*proc);
-    task->put();
     return st;
   }
 
   {
-    ExclusiveLock<SharedMutex> cs(css_set_lock_);
-    link_task_locked(*task, cset);
-    proc->threads_.push_back(*task);
-    ++proc->nr_threads_;
-    task->state_.fetch_and(~Task::kEmbryo, std::memory_order_release);
+    ExclusiveLock<RwLock> cs(css_set_lock_);
+    link_task_locked(task, cset);
+    proc.threads_.push_back(task);
+    ++proc.nr_threads_;
+    task.state_.fetch_and(~Task::kEmbryo, std::memory_order_release);
   }
   nr_live_tasks_.fetch_add(1, std::memory_order_relaxed);
-  for (size_t i = 0; i < nr_ss; ++i) controllers_[i]->fork(*task);
-  if (!join) unlock_new_process(*proc);
+  for (size_t i = 0; i < nr_ss; ++i) controllers_[i]->fork(task);
   return id;
-}
-
-// The analysis cannot name a lock of an object made at run time.
-void Engine::lock_new_process(Process& proc) CG_NO_THREAD_SAFETY_ANALYSIS {
-  proc.threadgroup_lock_.LockShared();
-}
-void Engine::unlock_new_process(Process& proc) CG_NO_THREAD_SAFETY_ANALYSIS {
-  proc.threadgroup_lock_.UnlockShared();
 }
 
 Result<Pid> Engine::spawn(const SpawnOptions& opts) {
@@ -138,10 +154,10 @@ Result<Pid> Engine::spawn(const SpawnOptions& opts) {
   {
     // Stable while the global threadgroup lock is held (rebinds take it
     // exclusive), and pinned by the engine.
-    SharedLock<SharedMutex> cs(css_set_lock_);
+    SharedLock<RwLock> cs(css_set_lock_);
     cset = root_cset_;
   }
-  return create_task_locked(*cset, nullptr, opts.creds, nullptr, false, opts.pid);
+  return create_process_locked(*cset, opts.creds, nullptr, false, opts.pid);
 }
 
 Result<Pid> Engine::fork(Pid parent_tid, const ForkOptions& opts) {
@@ -154,10 +170,10 @@ Result<Pid> Engine::fork(Pid parent_tid, const ForkOptions& opts) {
     return Status::Error(ESRCH, "task " + std::to_string(parent_tid) + " is exiting");
   Creds creds;
   {
-    SharedLock<SharedMutex> cs(css_set_lock_);
+    SharedLock<RwLock> cs(css_set_lock_);
     creds = opts.creds.value_or(pp.creds_);
   }
-  return create_task_locked(*parent->cset(), nullptr, creds, pp.mm(), opts.share_mm, opts.pid);
+  return create_process_locked(*parent->cset(), creds, pp.mm(), opts.share_mm, opts.pid);
 }
 
 Result<Pid> Engine::clone_thread(Pid tid, std::optional<Pid> new_tid) {
@@ -167,7 +183,7 @@ Result<Pid> Engine::clone_thread(Pid tid, std::optional<Pid> new_tid) {
   SharedLock<ShardedRwSem> tg(threadgroup_rwsem_);
   SharedLock<RwSem> ptg(pp.threadgroup_lock_);
   if (parent->exiting()) return Status::Error(ESRCH, "task " + std::to_string(tid) + " is exiting");
-  return create_task_locked(*parent->cset(), &pp, Creds{}, nullptr, false, new_tid);
+  return create_thread_locked(*parent->cset(), pp, new_tid);
 }
 
 void Engine::exit_task_locked(Task& task) {
@@ -178,7 +194,7 @@ void Engine::exit_task_locked(Task& task) {
   CssSet* cset;
   bool last;
   {
-    ExclusiveLock<SharedMutex> cs(css_set_lock_);
+    ExclusiveLock<RwLock> cs(css_set_lock_);
     cset = task.cset();
     unlink_task_locked(task);
     task.cset_.store(nullptr, std::memory_order_release);
@@ -190,8 +206,9 @@ void Engine::exit_task_locked(Task& task) {
   const size_t nr_ss = nr_controllers();
   for (size_t i = 0; i < nr_ss; ++i) controllers_[i]->exit(task, *cset);
   for (size_t i = 0; i < nr_ss; ++i) controllers_[i]->release(task, *cset);
-  {
-    ExclusiveLock<SharedMutex> cs(css_set_lock_);
+  // The common case (other tasks share the css_set) needs no lock.
+  if (!cset->put_unless_last()) {
+    ExclusiveLock<RwLock> cs(css_set_lock_);
     put_cset_locked(cset);
   }
 
@@ -199,7 +216,7 @@ void Engine::exit_task_locked(Task& task) {
   // (keeping the process id) until the last thread is gone.
   Task* drop[2] = {nullptr, nullptr};
   {
-    ExclusiveLock<SharedMutex> t(task_table_lock_);
+    ExclusiveLock<RwLock> t(task_table_lock_);
     const Pid tid = task.tid();
     if (tid != proc.tgid_ || last) {
       task_table_.set(tid, nullptr);
@@ -247,7 +264,7 @@ Status Engine::exit_process(Pid tgid) {
   for (;;) {
     Task* next;
     {
-      SharedLock<SharedMutex> cs(css_set_lock_);
+      SharedLock<RwLock> cs(css_set_lock_);
       next = proc.threads_.front();
       if (next) next->get();
     }
@@ -281,7 +298,7 @@ Status Engine::exec(Pid tid) {
   for (;;) {
     Task* other = nullptr;
     {
-      SharedLock<SharedMutex> cs(css_set_lock_);
+      SharedLock<RwLock> cs(css_set_lock_);
       for (Task& th : proc.threads_)
         if (&th != t.get()) {
           other = &th;
@@ -298,8 +315,8 @@ Status Engine::exec(Pid tid) {
   if (t->tid() != proc.tgid_) {
     Task* old_leader;
     {
-      ExclusiveLock<SharedMutex> cs(css_set_lock_);
-      ExclusiveLock<SharedMutex> tt(task_table_lock_);
+      ExclusiveLock<RwLock> cs(css_set_lock_);
+      ExclusiveLock<RwLock> tt(task_table_lock_);
       old_leader = task_table_.get(proc.tgid_);
       task_table_.set(t->tid(), nullptr);
       task_table_.set(proc.tgid_, t.get());  // the table's reference moves along
@@ -314,18 +331,46 @@ Status Engine::exec(Pid tid) {
   return Status::Ok();
 }
 
+Status Engine::change_task_id(Pid from, Pid to) {
+  if (to <= 0 || to > TaskTable::kMaxPid) return Status::Error(EINVAL, "task id out of range");
+  TaskRef t = lookup_task(from);
+  if (!t) return Status::Error(ESRCH, "no task " + std::to_string(from));
+  Process& proc = t->process();
+  // Exclusive holders of a process's lock are serialised by the cgroup
+  // mutex (as exec's); exclusive, the lock keeps migration checks, forks and
+  // exits of the process away while its ids change.
+  MutexLock lock(cgroup_mutex_);
+  ExclusiveLock<RwSem> ptg(proc.threadgroup_lock_);
+  if (t->dead() || t->exiting()) return Status::Error(ESRCH, "task " + std::to_string(from) + " is exiting");
+  ExclusiveLock<RwLock> cs(css_set_lock_);
+  const bool leader = t->tid() == proc.tgid_;
+  if (leader && proc.nr_threads_ != 1)
+    return Status::Error(EINVAL, "the id of a process with several threads cannot change");
+  ExclusiveLock<RwLock> tt(task_table_lock_);
+  if (task_table_.get(to)) return Status::Error(EEXIST, "task id " + std::to_string(to) + " is in use");
+  if (Status st = task_table_.reserve(to); !st.ok()) return st;
+  task_table_.set(to, t.get());  // the table's reference moves along
+  task_table_.set(from, nullptr);
+  t->tid_.store(to, std::memory_order_relaxed);
+  if (leader) proc.tgid_.store(to, std::memory_order_relaxed);
+  return Status::Ok();
+}
+
 Status Engine::set_creds(Pid tgid, const Creds& creds) {
   TaskRef t = lookup_task(tgid);
   if (!t) return Status::Error(ESRCH, "no process " + std::to_string(tgid));
-  ExclusiveLock<SharedMutex> cs(css_set_lock_);
-  t->process().creds_ = creds;
+  Process& proc = t->process();
+  // A move check reads the credentials under the threadgroup lock alone.
+  SharedLock<RwSem> ptg(proc.threadgroup_lock_);
+  ExclusiveLock<RwLock> cs(css_set_lock_);
+  proc.creds_ = creds;
   return Status::Ok();
 }
 
 Result<Creds> Engine::creds(Pid tid) const {
   TaskRef t = lookup_task(tid);
   if (!t) return Status::Error(ESRCH, "no task " + std::to_string(tid));
-  SharedLock<SharedMutex> cs(css_set_lock_);
+  SharedLock<RwLock> cs(css_set_lock_);
   return t->process().creds_;
 }
 
@@ -339,12 +384,16 @@ Result<std::vector<Pid>> Engine::threads_of(Pid tid) const {
   TaskRef t = lookup_task(tid);
   if (!t) return Status::Error(ESRCH, "no task " + std::to_string(tid));
   std::vector<Pid> out;
-  SharedLock<SharedMutex> cs(css_set_lock_);
+  SharedLock<RwLock> cs(css_set_lock_);
   const Process& proc = t->process();
   for (const Task& th : proc.threads_)
     if (th.tid() == proc.tgid_) out.insert(out.begin(), th.tid());
     else out.push_back(th.tid());
   return out;
+}
+
+MmRef::MmRef(Mm* mm) : mm_(mm) {
+  mm_->engine_->nr_mm_refs_.fetch_add(1, std::memory_order_relaxed);
 }
 
 MmRef::~MmRef() {
@@ -358,7 +407,7 @@ MmRef::~MmRef() {
 Status Engine::set_pid_max(Pid pid_max) {
   if (pid_max < 2 || pid_max > TaskTable::kMaxPid + 1)
     return Status::Error(EINVAL, "pid_max out of range");
-  ExclusiveLock<SharedMutex> t(task_table_lock_);
+  ExclusiveLock<RwLock> t(task_table_lock_);
   task_table_.set_pid_max(pid_max);
   return Status::Ok();
 }
@@ -373,14 +422,13 @@ Result<MmRef> Engine::mm_of(Pid tid) const {
   SharedLock<RwSem> ptg(t->process().threadgroup_lock_);
   Mm* mm = t->process().mm();
   mm->get();
-  nr_mm_refs_.fetch_add(1, std::memory_order_relaxed);
   return MmRef(mm);
 }
 
 Result<CgroupPtr> Engine::task_cgroup(Pid tid, const Hierarchy& h) const {
   TaskRef t = lookup_task(tid);
   if (!t) return Status::Error(ESRCH, "no task " + std::to_string(tid));
-  SharedLock<SharedMutex> cs(css_set_lock_);
+  SharedLock<RwLock> cs(css_set_lock_);
   CssSet* cset = t->cset();
   if (!cset) return Status::Error(ESRCH, "task " + std::to_string(tid) + " has exited");
   return CgroupPtr(cset->cgroup(h.id()));

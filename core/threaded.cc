@@ -34,7 +34,7 @@ bool Engine::can_be_thread_root_locked(const Cgroup& cgroup) const {
   if (cgroup.is_root()) return true;  // mixable
   if (is_threaded_locked(cgroup)) return false;
   {
-    SharedLock<SharedMutex> cs(css_set_lock_);
+    SharedLock<RwLock> cs(css_set_lock_);
     if (cgroup.nr_populated_domain_children_ > 0) return false;
   }
   bool domain = false;
@@ -59,7 +59,7 @@ Status Engine::enable_threaded_locked(Cgroup& cgroup) {
   if (cgroup.is_root()) return Status::Error(EINVAL, "the root cannot be threaded");
   if (is_threaded_locked(cgroup)) return Status::Ok();
   {
-    SharedLock<SharedMutex> cs(css_set_lock_);
+    SharedLock<RwLock> cs(css_set_lock_);
     if (cgroup.populated()) return Status::Error(EOPNOTSUPP, "the cgroup has tasks");
   }
   const ControllerSet domain = domain_controllers();
@@ -85,9 +85,14 @@ Status Engine::enable_threaded_locked(Cgroup& cgroup) {
     cgroup_mutex_.AssertHeld();
     if (Css* css = cgroup.csses_[id]) {
       cgroup.csses_[id] = nullptr;
-      kill_css_locked(css);
+      kill_css_locked(css, /*reclaim_kept=*/false);
     }
   });
+  // Kept css_sets below now have stale keys: they go.
+  {
+    ExclusiveLock<RwLock> cs(css_set_lock_);
+    reclaim_kept_csets_locked();
+  }
   ++cgroup.parent_->nr_threaded_children_;
   return Status::Ok();
 }

@@ -8,6 +8,13 @@ namespace cgcore {
 
 // A task (thread) id or a process (thread-group) id, as in Linux.
 using Pid = int32_t;
+
+// Ids from here up are never a kernel's (Linux's PID_MAX_LIMIT is 2^22):
+// a backend gives them to tasks it creates before it knows their real id
+// (a fork charged before the kernel makes it), and renames them with
+// Engine::change_task_id once it does. The file layer lists none of them.
+inline constexpr Pid kFirstProvisionalId = Pid{1} << 29;
+inline bool is_provisional_id(Pid id) { return id >= kFirstProvisionalId; }
 // Index of a registered controller, dense from 0 in registration order.
 using ControllerId = int;
 // Index of a hierarchy; 0 is the default (v2) hierarchy.

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/parse.h"
+
 namespace cgcore::fs {
 
 namespace {
@@ -10,14 +12,28 @@ constexpr Ino kIndexMask = (Ino{1} << kIndexBits) - 1;
 constexpr int kMayRead = 4, kMayWrite = 2, kMayExec = 1;
 }  // namespace
 
+Result<std::unique_ptr<CgroupFs>> CgroupFs::create(Engine& engine, std::string_view spec,
+                                                   Backend& backend) {
+  Result<Layout> layout = Layout::mount(engine, spec);
+  if (!layout.ok()) return layout.status();
+  return std::unique_ptr<CgroupFs>(new CgroupFs(engine, std::move(layout.value()), backend, nullptr));
+}
+
 Result<std::unique_ptr<CgroupFs>> CgroupFs::create(Engine& engine, std::string_view spec) {
   Result<Layout> layout = Layout::mount(engine, spec);
   if (!layout.ok()) return layout.status();
-  std::unique_ptr<CgroupFs> fs(new CgroupFs(engine, std::move(layout.value())));
-  return fs;
+  auto owned = std::make_unique<VirtualBackend>(engine);
+  Backend& backend = *owned;
+  return std::unique_ptr<CgroupFs>(
+      new CgroupFs(engine, std::move(layout.value()), backend, std::move(owned)));
 }
 
-CgroupFs::CgroupFs(Engine& engine, Layout layout) : engine_(engine), layout_(std::move(layout)) {
+CgroupFs::CgroupFs(Engine& engine, Layout layout, Backend& backend,
+                   std::unique_ptr<VirtualBackend> owned_backend)
+    : engine_(engine),
+      layout_(std::move(layout)),
+      owned_backend_(std::move(owned_backend)),
+      backend_(backend) {
   build_file_table();
   engine_.add_observer(this);
 }
@@ -37,10 +53,25 @@ void CgroupFs::build_file_table() {
       def.scope = spec.scope;
       def.controller = static_cast<ControllerId>(id);
       def.spec = &spec;
+      if (spec.max_write) def.max_write = spec.max_write(c);
       files_.push_back(std::move(def));
     }
   }
   if (files_.size() >= kIndexMask) std::abort();  // inode numbering has room for 1023
+}
+
+std::string CgroupFs::path_locked(const Cgroup& cgroup) const {
+  const LayoutDir* d = layout_.dir_of(cgroup.hierarchy());
+  std::string p = d && !d->name.empty() ? "/" + d->name : "";
+  if (!cgroup.is_root()) p += cgroup.path();
+  return p.empty() ? "/" : p;
+}
+
+std::string CgroupFs::node_path_locked(const Node& node) const {
+  if (node.kind == Node::kMountRoot) return "/";
+  std::string p = path_locked(*node.cgroup);
+  if (node.kind == Node::kFile) p += (p == "/" ? "" : "/") + node.file->name;
+  return p;
 }
 
 Hierarchy* CgroupFs::mounted_hierarchy(HierarchyId id) const {
@@ -133,9 +164,7 @@ Attr CgroupFs::attr_locked(Ino ino, const Node& node) {
   return a;
 }
 
-bool CgroupFs::may_access_locked(Ino ino, const Caller& caller, int mask)
-    CG_NO_THREAD_SAFETY_ANALYSIS {
-  engine_.cgroup_mutex().AssertHeld();
+bool CgroupFs::may_access_locked(Ino ino, const Caller& caller, int mask) {
   if (caller.is_root()) return true;  // CAP_DAC_OVERRIDE
   Result<Node> n = node_locked(ino);
   if (!n.ok()) return false;
@@ -233,10 +262,16 @@ Result<Attr> CgroupFs::mkdir(Ino dir, std::string_view name, uint32_t mode, cons
   Result<CgroupPtr> cg = engine_.mkdir_locked(p, name);
   if (!cg.ok()) return cg.status();
   const Ino ino = dir_ino(**cg);
+  // A cgroup made below a frozen one is frozen from its first moment.
+  if ((*cg)->hierarchy().is_default() && engine_.frozen_locked(**cg))
+    frozen_time_[(*cg)->id()].since = std::chrono::steady_clock::now();
   Meta m{mode & 07777, caller.uid, caller.gid};
   meta_[ino] = m;
   if (!caller.is_root() || caller.gid != 0)  // files owned by the creator too
     meta_[(*cg)->id() << kIndexBits | kIndexMask] = m;
+  const std::string path = path_locked(**cg);
+  log_change_locked({.kind = Change::Kind::kMkdir, .path = path, .mode = m.mode, .uid = m.uid, .gid = m.gid,
+                     .id = (*cg)->id()});
   return attr_locked(ino, Node{Node::kCgroupDir, cg->get()});
 }
 
@@ -262,8 +297,11 @@ Status CgroupFs::rmdir(Ino dir, std::string_view name, const Caller& caller) {
       return Status::Error(EACCES, "permission denied");
     Cgroup& cg = *it->second;
     const uint64_t id = cg.id();
+    const std::string path = path_locked(cg);
     if (Status st = engine_.rmdir_locked(cg); !st.ok()) return st;
+    log_change_locked({.kind = Change::Kind::kRmdir, .path = path});
     for (Ino i = 0; i <= kIndexMask; ++i) meta_.erase(id << kIndexBits | i);
+    frozen_time_.erase(id);
     // A v1 parent may now be empty: the release agent's turn (kernel:
     // cgroup1_check_for_release on rmdir).
     if (!p.hierarchy().is_default() && p.notify_on_release()) {
@@ -271,7 +309,7 @@ Status CgroupFs::rmdir(Ino dir, std::string_view name, const Caller& caller) {
       pending_releases_.push_back(CgroupPtr(&p));
     }
   }
-  run_pending_releases();
+  settle();
   return Status::Ok();
 }
 
@@ -289,24 +327,32 @@ Status CgroupFs::rename(Ino dir, std::string_view name, Ino new_dir, std::string
   if (!parent.ok()) return parent.status();
   if (!parent.value()) return Status::Error(EPERM, "hierarchies cannot be renamed");
   Cgroup& p = *parent.value();
-  if (p.hierarchy().is_default()) return Status::Error(EPERM, "cgroup2 does not support rename");
+  // The VFS's order: the source must exist, then the writer needs write and
+  // search access to both directories, and only then does cgroupfs answer
+  // (v2: EPERM, a file: ENOTDIR, another parent: EIO).
   auto it = p.children().find(name);
+  bool is_file = false;
   if (it == p.children().end()) {
     for (const FileDef& def : files_)
-      if (def.name == name && file_present_locked(def, p))
-        return Status::Error(ENOTDIR, "only cgroups can be renamed");
-    return Status::Error(ENOENT, "no such directory");
+      if (def.name == name && file_present_locked(def, p)) is_file = true;
+    if (!is_file) return Status::Error(ENOENT, "no such directory");
   }
-  if (new_dir != dir) return Status::Error(EIO, "cgroups are renamed within their parent only");
-  if (!may_access_locked(dir, caller, kMayWrite | kMayExec))
+  if (!may_access_locked(dir, caller, kMayWrite | kMayExec) ||
+      (new_dir != dir && !may_access_locked(new_dir, caller, kMayWrite | kMayExec)))
     return Status::Error(EACCES, "permission denied");
+  if (p.hierarchy().is_default()) return Status::Error(EPERM, "cgroup2 does not support rename");
+  if (is_file) return Status::Error(ENOTDIR, "only cgroups can be renamed");
+  if (new_dir != dir) return Status::Error(EIO, "cgroups are renamed within their parent only");
   // Renaming a directory onto a file: the VFS's ENOTDIR.
   for (const FileDef& def : files_)
     if (def.name == new_name && file_present_locked(def, p))
       return Status::Error(ENOTDIR, "a control file has that name");
   if (new_name != name && p.children().count(std::string(new_name)))
     return Status::Error(EEXIST, "a cgroup of that name exists");
-  return engine_.rename_locked(*it->second, new_name);
+  const std::string path = path_locked(*it->second);
+  Status st = engine_.rename_locked(*it->second, new_name);
+  if (st.ok()) log_change_locked({.kind = Change::Kind::kRename, .path = path, .text = new_name});
+  return st;
 }
 
 Status CgroupFs::chmod(Ino ino, uint32_t mode, const Caller& caller) {
@@ -318,6 +364,8 @@ Status CgroupFs::chmod(Ino ino, uint32_t mode, const Caller& caller) {
     return Status::Error(EPERM, "only the owner may change the mode");
   m.mode = mode & 07777;
   meta_[ino] = m;
+  const std::string path = node_path_locked(n.value());
+  log_change_locked({.kind = Change::Kind::kChmod, .path = path, .mode = m.mode});
   return Status::Ok();
 }
 
@@ -336,11 +384,18 @@ Status CgroupFs::chown(Ino ino, uint32_t uid, uint32_t gid, const Caller& caller
   m.uid = uid;
   m.gid = gid;
   meta_[ino] = m;
+  const std::string path = node_path_locked(n.value());
+  log_change_locked({.kind = Change::Kind::kChown, .path = path, .uid = uid, .gid = gid});
   return Status::Ok();
 }
 
 Result<std::unique_ptr<OpenFile>> CgroupFs::open(Ino ino, bool read, bool write,
                                                  const Caller& caller) {
+  // The opener's pid namespace, for the files that name pids: found before
+  // the lock (the host reads /proc); the definition follows from the inode
+  // number alone (the table is immutable).
+  std::shared_ptr<const PidNamespace> pidns;
+  if (const FileDef* def = def_of(ino); def && def->names_pid) pidns = backend_.pid_namespace(caller);
   MutexLock lock(engine_.cgroup_mutex());
   Result<Node> n = node_locked(ino);
   if (!n.ok()) return n.status();
@@ -354,57 +409,120 @@ Result<std::unique_ptr<OpenFile>> CgroupFs::open(Ino ino, bool read, bool write,
   f->can_read_ = read;
   f->can_write_ = write;
   f->caller_ = caller;
+  f->pidns_ = std::move(pidns);
   return f;
 }
 
 Result<std::string> CgroupFs::read(OpenFile& file, uint64_t offset, size_t size) {
   if (!file.can_read_) return Status::Error(EBADF, "not open for reading");
   if (offset == 0 || !file.loaded_) {
-    MutexLock lock(engine_.cgroup_mutex());
-    Result<Node> n = node_locked(file.ino_);
-    if (!n.ok()) return Status::Error(ENODEV, "the cgroup was removed");
-    const FileDef& def = *n->file;
-    if (def.spec ? !def.spec->read : !def.read) return Status::Error(EINVAL, "the file is not readable");
-    Result<std::string> text = def.spec
-        ? def.spec->read(engine_, *file_css_locked(def, *n->cgroup))
-        : [&] {
-            FileContext ctx{*this, engine_, *n->cgroup, file.caller_};
-            return def.read(ctx);
-          }();
-    if (!text.ok()) return text.status();
-    file.snapshot_ = std::move(text.value());
+    // A pid file's ids are listed under the lock and turned into the
+    // reader's namespace after it.
+    const FileDef* pid_def = nullptr;
+    Result<std::vector<Pid>> ids = std::vector<Pid>{};
+    {
+      MutexLock lock(engine_.cgroup_mutex());
+      Result<Node> n = node_locked(file.ino_);
+      if (!n.ok()) return Status::Error(ENODEV, "the cgroup was removed");
+      const FileDef& def = *n->file;
+      FileContext ctx{*this, engine_, *n->cgroup, file.caller_, {}};
+      if (def.read_pids) {
+        pid_def = &def;
+        ids = def.read_pids(ctx);
+      } else {
+        if (def.spec ? !def.spec->read : !def.read)
+          return Status::Error(EINVAL, "the file is not readable");
+        Result<std::string> text =
+            def.spec ? def.spec->read(engine_, *file_css_locked(def, *n->cgroup)) : def.read(ctx);
+        if (!text.ok()) return text.status();
+        file.snapshot_ = std::move(text.value());
+      }
+    }
+    if (pid_def) {
+      if (!ids.ok()) return ids.status();
+      file.snapshot_ = pid_lines(*pid_def, std::move(ids.value()), file.pidns_.get());
+    }
     file.loaded_ = true;
   }
   if (offset >= file.snapshot_.size()) return std::string();
   return file.snapshot_.substr(offset, size);
 }
 
+const FileDef* CgroupFs::def_of(Ino ino) const {
+  const size_t idx = ino & kIndexMask;
+  return ino != kRootIno && idx >= 1 && idx <= files_.size() ? &files_[idx - 1] : nullptr;
+}
+
+size_t CgroupFs::max_write(Ino ino) const {
+  const FileDef* def = def_of(ino);
+  return def ? def->max_write : 0;
+}
+
+std::string CgroupFs::pid_lines(const FileDef& def, std::vector<Pid> ids, const PidNamespace* ns) {
+  if (ns) ns->to_caller(ids);
+  if (def.sorted_pids) {
+    std::erase(ids, Pid{0});
+    std::sort(ids.begin(), ids.end());
+    ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  }
+  std::string out;
+  for (Pid id : ids) {
+    out += std::to_string(id);
+    out += '\n';
+  }
+  return out;
+}
+
 Result<size_t> CgroupFs::write(OpenFile& file, std::string_view data) {
   if (!file.can_write_) return Status::Error(EBADF, "not open for writing");
+  // The file's definition follows from its inode number alone (the table is
+  // immutable).
+  const FileDef* named = def_of(file.ino_);
+  if (named && data.size() > named->max_write)
+    return Status::Error(E2BIG, "the file takes at most " + std::to_string(named->max_write) +
+                                    " bytes in one write");
   if (data.empty()) return size_t{0};  // kernfs never hands a zero-length write on
-  CgroupPtr cg;
-  const FileDef* def;
+  const size_t written = data.size();
+  // Handlers read a C string: a NUL ends the text (the whole write is taken).
+  data = until_nul(data);
+  // A pid is resolved in the writer's namespace, and one the engine has not
+  // seen yet looked up, before the handler's lock hold, in which the
+  // backend's own locks may not be taken.
+  Result<Pid> pid = Status::Error(EINVAL, "no process id written");
+  if (named && named->names_pid) {
+    pid = resolve_written_pid(data, file.caller_, file.pidns_.get());
+    if (pid.ok() && !engine_.tgid_of(*pid).ok()) (void)backend_.resolve_pid(*pid);
+    if (pid.ok() && named->moves_process)
+      if (Result<Pid> tgid = engine_.tgid_of(*pid); tgid.ok()) backend_.add_new_threads(*tgid);
+  }
+  Status st;
+  std::vector<Pid> kill;
   {
     MutexLock lock(engine_.cgroup_mutex());
     Result<Node> n = node_locked(file.ino_);
     if (!n.ok()) return Status::Error(ENODEV, "the cgroup was removed");
-    def = n->file;
+    const FileDef* def = n->file;
     if (def->spec ? !def->spec->write : !def->write)
       return Status::Error(EINVAL, "the file is not writable");
     if (def->spec) {
-      // Controller handlers run under the cgroup mutex (core/control_file.h).
-      Status st = def->spec->write(engine_, *file_css_locked(*def, *n->cgroup), data);
-      if (!st.ok()) return st;
-      return data.size();
+      st = def->spec->write(engine_, *file_css_locked(*def, *n->cgroup), data);
+    } else {
+      FileContext ctx{*this, engine_, *n->cgroup, file.caller_, {}, std::move(pid)};
+      st = def->write(ctx, data);
+      kill = std::move(ctx.kill_after_unlock);
     }
-    cg = CgroupPtr(n->cgroup);
+    if (st.ok() && change_log_.load()) {
+      const std::string path = node_path_locked(n.value());
+      Pid pid = 0;
+      if (def->names_pid)
+        if (Result<Pid> p = parse_written_pid(data, file.caller_); p.ok()) pid = *p;
+      log_change_locked({.kind = Change::Kind::kWrite, .path = path, .text = data, .file = def->name, .pid = pid});
+    }
   }
-  // Core handlers take the engine's locks themselves.
-  FileContext ctx{*this, engine_, *cg, file.caller_};
-  Status st = def->write(ctx, data);
-  run_pending_releases();
+  if (!kill.empty()) backend_.kill_processes(kill);
+  settle();
   if (!st.ok()) return st;
-  return data.size();
+  return written;
 }
 
 // ------------------------------------------------------------ paths
@@ -447,6 +565,18 @@ Status CgroupFs::write_path(std::string_view path, std::string_view data, const 
   if (!f.ok()) return f.status();
   Result<size_t> n = write(**f, data);
   return n.status();
+}
+
+Result<std::string> CgroupFs::path_of(Ino ino) {
+  MutexLock lock(engine_.cgroup_mutex());
+  Result<Node> n = node_locked(ino);
+  if (!n.ok()) return n.status();
+  if (n->kind == Node::kMountRoot) return std::string("/");
+  std::string path;
+  if (const LayoutDir* d = layout_.dir_of(n->cgroup->hierarchy()); d && !d->name.empty()) path = "/" + d->name;
+  if (!n->cgroup->is_root()) path += n->cgroup->path();
+  if (n->kind == Node::kFile) path += "/" + n->file->name;
+  return path.empty() ? std::string("/") : path;
 }
 
 // ------------------------------------------------------------ /proc views
@@ -502,7 +632,7 @@ Result<std::string> CgroupFs::proc_pid_cgroup(Pid pid) {
 
 void CgroupFs::populated_changed(Cgroup& cgroup, bool populated) {
   if (cgroup.hierarchy().is_default()) {
-    if (events_sink_ && !cgroup.is_root()) events_sink_(file_ino(cgroup, "cgroup.events"));
+    if (!cgroup.is_root()) events_.notify(file_ino(cgroup, "cgroup.events"));
     return;
   }
   if (!populated && cgroup.notify_on_release()) {
@@ -511,10 +641,35 @@ void CgroupFs::populated_changed(Cgroup& cgroup, bool populated) {
   }
 }
 
-void CgroupFs::frozen_changed(Cgroup& cgroup, bool) {
+uint64_t CgroupFs::frozen_usec_locked(const Cgroup& cgroup) {
+  auto it = frozen_time_.find(cgroup.id());
+  if (it == frozen_time_.end()) return 0;
+  std::chrono::nanoseconds t = it->second.total;
+  if (it->second.since) t += std::chrono::steady_clock::now() - *it->second.since;
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(t).count());
+}
+
+void CgroupFs::frozen_changed(Cgroup& cgroup, bool frozen) {
+  engine_.cgroup_mutex().AssertHeld();  // the engine tells of freezing under it
+  if (cgroup.hierarchy().is_default()) {
+    FrozenTime& ft = frozen_time_[cgroup.id()];
+    const auto now = std::chrono::steady_clock::now();
+    if (frozen && !ft.since) {
+      ft.since = now;
+    } else if (!frozen && ft.since) {
+      ft.total += now - *ft.since;
+      ft.since.reset();
+    }
+  }
   // cgroup.events shows "frozen": pollers hear of it as of "populated".
-  if (events_sink_ && cgroup.hierarchy().is_default() && !cgroup.is_root())
-    events_sink_(file_ino(cgroup, "cgroup.events"));
+  if (cgroup.hierarchy().is_default() && !cgroup.is_root())
+    events_.notify(file_ino(cgroup, "cgroup.events"));
+}
+
+void CgroupFs::file_changed(Cgroup& cgroup, std::string_view file) {
+  // Only records (any engine lock may be held); a file this hierarchy's
+  // kind has not is no inode.
+  if (Ino ino = file_ino(cgroup, file); ino != 0) events_.notify(ino);
 }
 
 void CgroupFs::run_pending_releases() {
@@ -533,19 +688,15 @@ void CgroupFs::run_pending_releases() {
       path = cg->path();
     }
     if (agent.empty()) continue;  // the kernel runs nothing without an agent
-    if (release_sink_) release_sink_(agent, path);
-    else released.emplace_back(agent, path);
+    backend_.release(agent, path);
   }
 }
 
-std::string& CgroupFs::release_agent_locked(HierarchyId id) CG_NO_THREAD_SAFETY_ANALYSIS {
-  engine_.cgroup_mutex().AssertHeld();
-  return release_agents_[id];
+void CgroupFs::settle() {
+  run_pending_releases();
+  backend_.apply_effects();
 }
 
-void CgroupFs::kill(Pid pid) {
-  if (kill_sink_) kill_sink_(pid);
-  else (void)engine_.exit_process(pid);
-}
+std::string& CgroupFs::release_agent_locked(HierarchyId id) { return release_agents_[id]; }
 
 }  // namespace cgcore::fs

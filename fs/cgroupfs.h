@@ -7,19 +7,32 @@
 // directory is (cgroup id << 10) and its files (cgroup id << 10) | (file
 // number + 1). Inode numbers are never reused, as cgroup ids are not.
 //
+// Its environment — how unknown pids are found, how processes are killed,
+// where release notifications and effects go — is one fs::Backend, given at
+// construction and never changed.
+//
 // Thread-safety: every method is thread-safe. Metadata (modes, owners,
 // release agents) is guarded by the engine's cgroup mutex. Handles
 // (OpenFile) belong to one caller at a time.
+//
+// Locking: every control-file handler, core or controller, runs with the
+// engine's cgroup mutex held (see FileDef); the backend is called with no
+// engine lock held.
 #pragma once
 
-#include <functional>
+#include <atomic>
+#include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 #include <vector>
 
 #include "core/engine.h"
+#include "fs/backend.h"
+#include "fs/change_log.h"
+#include "fs/file_events.h"
 #include "fs/layout.h"
 
 namespace cgcore::fs {
@@ -32,7 +45,10 @@ struct Caller {
   uint32_t uid = 0;  // effective (fs) uid
   uint32_t gid = 0;
   std::vector<uint32_t> groups;  // supplementary groups
-  Pid pid = 0;  // the caller's process: "0" written to cgroup.procs means it
+  // The caller's process, as the backend names it (FUSE reports the
+  // requester in the daemon's pid namespace): "0" written to cgroup.procs
+  // means it, and its pid namespace is the one pids are read and written in.
+  Pid pid = 0;
   bool is_root() const { return uid == 0; }
 };
 
@@ -68,22 +84,39 @@ class OpenFile {
   Ino ino_ = 0;
   bool can_read_ = false, can_write_ = false;
   Caller caller_;
+  // The opener's pid namespace (null: the backend's own), for the files
+  // that name pids: the kernel reads and writes pids in the namespace of
+  // the process at hand, here the opener's.
+  std::shared_ptr<const PidNamespace> pidns_;
   std::string snapshot_;
   bool loaded_ = false;
 };
 
-// What a core file handler sees.
+// What a core file handler sees. The handler runs with the cgroup mutex
+// held; what must happen outside it, it leaves here.
 struct FileContext {
   CgroupFs& fs;
   Engine& engine;
   Cgroup& cgroup;  // kept alive by the caller
   const Caller& caller;
+  // Processes the backend kills once the cgroup mutex is dropped
+  // (cgroup.kill).
+  std::vector<Pid> kill_after_unlock;
+  // For a write to a names_pid file: the task the text names, resolved in
+  // the writer's pid namespace before the lock (resolve_written_pid), or
+  // why it names none (EINVAL, ESRCH).
+  Result<Pid> pid = Status::Error(EINVAL, "no process id written");
 };
 
 class CgroupFs : private EngineObserver {
  public:
-  // Mounts `layout` on `engine` (creating its v1 hierarchies) and serves it.
-  // EINVAL for a bad layout; the engine's mount errors.
+  // Mounts `layout` on `engine` (creating its v1 hierarchies) and serves it
+  // in the environment `backend` (borrowed; it outlives the fs). EINVAL for a
+  // bad layout; the engine's mount errors.
+  static Result<std::unique_ptr<CgroupFs>> create(Engine& engine, std::string_view layout,
+                                                  Backend& backend);
+  // The same over virtual tasks: the fs owns a VirtualBackend
+  // (virtual_backend()).
   static Result<std::unique_ptr<CgroupFs>> create(Engine& engine, std::string_view layout);
   ~CgroupFs() override;
   CgroupFs(const CgroupFs&) = delete;
@@ -91,6 +124,10 @@ class CgroupFs : private EngineObserver {
 
   Engine& engine() const { return engine_; }
   const Layout& layout() const { return layout_; }
+  // The VirtualBackend this fs owns (created without a backend), or null.
+  VirtualBackend* virtual_backend() const { return owned_backend_.get(); }
+  // Where changes of cgroup.events are recorded for a front end's pollers.
+  FileEvents& events() { return events_; }
 
   // ---- the VFS-neutral node API
   // ENOENT / ENOTDIR as a VFS would.
@@ -107,7 +144,9 @@ class CgroupFs : private EngineObserver {
   // Removing a control file: always EPERM, as on cgroupfs.
   Status unlink(Ino dir, std::string_view name, const Caller& caller);
   // v1: renames a cgroup within its parent (EIO across parents, EEXIST onto
-  // an existing name, ENOTDIR for a file); v2: EPERM.
+  // an existing name, ENOTDIR for a file); v2: EPERM. ENOENT for no such
+  // source, then EACCES without write and search access to both
+  // directories, before any of those (the VFS's checks come first).
   Status rename(Ino dir, std::string_view name, Ino new_dir, std::string_view new_name,
                 const Caller& caller);
   // Owner may chmod; only root may chown (EPERM), as in the VFS.
@@ -120,58 +159,92 @@ class CgroupFs : private EngineObserver {
   // Reads up to `size` bytes at `offset`. ENODEV if the cgroup was removed.
   Result<std::string> read(OpenFile& file, uint64_t offset, size_t size);
   // Runs one write command; returns the bytes consumed (all of them).
+  // E2BIG for more than the file takes in one write (FileDef::max_write),
+  // before anything else, as kernfs.
   Result<size_t> write(OpenFile& file, std::string_view data);
+  // The most one write to the file `ino` may carry (E2BIG beyond); 0 if
+  // `ino` names no control file.
+  size_t max_write(Ino ino) const;
 
   // ---- path conveniences (cgsh, tests): absolute paths in the mount.
   Result<Ino> resolve(std::string_view path);
+  // The absolute path in the mount of a node ("/" for the mount root);
+  // ENOENT once its cgroup is gone. Locking: no engine lock held.
+  Result<std::string> path_of(Ino ino);
   Result<std::string> read_path(std::string_view path, const Caller& caller);
   Status write_path(std::string_view path, std::string_view data, const Caller& caller);
 
   // ---- views of /proc
   // The text of /proc/cgroups.
   std::string proc_cgroups();
+  // The pid namespace `caller` names pids in (null: the backend's own); see
+  // Backend::pid_namespace. Locking: no engine lock held.
+  std::shared_ptr<const PidNamespace> pid_namespace(const Caller& caller) {
+    return backend_.pid_namespace(caller);
+  }
   // The text of /proc/PID/cgroup (ESRCH if no such task).
   Result<std::string> proc_pid_cgroup(Pid pid);
 
-  // ---- notifications and effects
-  // Called (from any thread, possibly with engine locks held: must only
-  // queue) when a cgroup.events file's content may have changed.
-  void set_events_sink(std::function<void(Ino)> sink) { events_sink_ = std::move(sink); }
-  // Called with (release agent, cgroup path) when a v1 cgroup with
-  // notify_on_release becomes empty (no tasks, no children); runs from
-  // run_pending_releases(). Default: recorded in released().
-  void set_release_sink(std::function<void(const std::string&, const std::string&)> sink) {
-    release_sink_ = std::move(sink);
-  }
-  // Delivers queued release notifications. Callers run it after operations.
+  // ---- the backend
+  // Offers a pid the engine does not know to the backend (host mode looks it
+  // up in /proc); whether the engine has it afterwards. Locking: no engine
+  // lock held.
+  bool resolve_unknown_pid(Pid pid) { return backend_.resolve_pid(pid); }
+  // Delivers queued release notifications to the backend. Requests run it
+  // themselves; engine-level callers (tests, embedders) after operations.
+  // Locking: no engine lock held.
   void run_pending_releases();
-  // Called with a pid written to tasks / cgroup.procs / cgroup.threads that
-  // the engine does not know: the host backend looks it up in /proc, adds
-  // it, and returns whether the engine has it now. Set before concurrent use.
-  void set_pid_resolver(std::function<bool(Pid)> resolver) { pid_resolver_ = std::move(resolver); }
-  // Whether the resolver knew `pid` (false without one).
-  bool resolve_unknown_pid(Pid pid) { return pid_resolver_ && pid_resolver_(pid); }
-  // cgroup.kill: how to kill a process. Default: the engine's exit_process
-  // (virtual tasks); the host backend sends SIGKILL instead.
-  void set_kill_sink(std::function<void(Pid)> sink) { kill_sink_ = std::move(sink); }
+
+  // ---- the change log (journal/): every change is reported to `log`
+  // (borrowed, may be null) from now on. Set it while no request runs.
+  void set_change_log(ChangeLog* log) { change_log_.store(log); }
+  // The next cgroup made gets id `next` at least (Engine::
+  // advance_cgroup_ids_locked): a restore keeps inode numbers.
+  void advance_cgroup_ids(uint64_t next) {
+    MutexLock lock(engine_.cgroup_mutex());
+    engine_.advance_cgroup_ids_locked(next);
+  }
+  // The path of a cgroup's directory from the mount root ("/" for the
+  // mount root). Locking: cgroup mutex held.
+  std::string path_locked(const Cgroup& cgroup) const CG_REQUIRES(engine_.cgroup_mutex());
 
   // ---- internals the file handlers use
   Hierarchy* mounted_hierarchy(HierarchyId id) const;
   // The directory / file inode of a cgroup in this mount.
   Ino dir_ino(const Cgroup& cgroup) const;
   Ino file_ino(const Cgroup& cgroup, std::string_view file) const;
-  // Whether `caller` may write the file (mode bits and owner), VFS rules.
-  // Locking: cgroup mutex held.
-  // (Asserted at run time: handlers reach it through another alias of the
-  // engine, which the static analysis cannot match.)
-  bool may_access_locked(Ino ino, const Caller& caller, int mask);
-  // The release agent of a v1 hierarchy.
-  std::string& release_agent_locked(HierarchyId id);
-  void kill(Pid pid);
+  // The engine's cgroup mutex, named through this fs (what the *_locked
+  // methods below require).
+  Mutex& cgroup_mutex() const CG_RETURN_CAPABILITY(engine_.cgroup_mutex()) {
+    return engine_.cgroup_mutex();
+  }
+  // For handlers, which hold the mutex through their FileContext's engine:
+  // checks (debug builds) and tells the analysis that it is held.
+  void assert_held() const CG_ASSERT_CAPABILITY(engine_.cgroup_mutex()) {
+    engine_.cgroup_mutex().AssertHeld();
+  }
+  // Whether `caller` may access the node for `mask` (mode bits and owner),
+  // VFS rules; root passes. Locking: cgroup mutex held.
+  bool may_access_locked(Ino ino, const Caller& caller, int mask) CG_REQUIRES(engine_.cgroup_mutex());
+  // The time `cgroup` has spent frozen (its effective freeze state set, by
+  // itself or an ancestor), in microseconds, the current stretch included
+  // (cgroup.stat.local's frozen_usec). Locking: cgroup mutex held.
+  uint64_t frozen_usec_locked(const Cgroup& cgroup) CG_REQUIRES(engine_.cgroup_mutex());
+  // The release agent of a v1 hierarchy. Locking: cgroup mutex held.
+  std::string& release_agent_locked(HierarchyId id) CG_REQUIRES(engine_.cgroup_mutex());
 
  private:
-  CgroupFs(Engine& engine, Layout layout);
+  CgroupFs(Engine& engine, Layout layout, Backend& backend,
+           std::unique_ptr<VirtualBackend> owned_backend);
+  // Runs after every request that changed state: releases, then effects.
+  // Locking: no engine lock held.
+  void settle();
   void build_file_table();
+  // Reports a change to the change log, if any. Locking: cgroup mutex held.
+  void log_change_locked(const Change& change) CG_REQUIRES(engine_.cgroup_mutex()) {
+    if (ChangeLog* log = change_log_.load()) log->record(change);
+  }
+
 
   // A resolved inode.
   struct Node {
@@ -180,6 +253,8 @@ class CgroupFs : private EngineObserver {
     const FileDef* file = nullptr;  // kFile
   };
   Result<Node> node_locked(Ino ino) CG_REQUIRES(engine_.cgroup_mutex());
+  // The path of a node (a cgroup directory, a file, the mount root).
+  std::string node_path_locked(const Node& node) const CG_REQUIRES(engine_.cgroup_mutex());
   bool file_present_locked(const FileDef& def, const Cgroup& cgroup) CG_REQUIRES(engine_.cgroup_mutex());
   Css* file_css_locked(const FileDef& def, Cgroup& cgroup) CG_REQUIRES(engine_.cgroup_mutex());
   Attr attr_locked(Ino ino, const Node& node) CG_REQUIRES(engine_.cgroup_mutex());
@@ -189,34 +264,55 @@ class CgroupFs : private EngineObserver {
   Meta meta_locked(Ino ino, const Node& node) CG_REQUIRES(engine_.cgroup_mutex());
   Result<Cgroup*> cgroup_dir_locked(Ino dir) CG_REQUIRES(engine_.cgroup_mutex());
 
+  // The definition of the file `ino` names if it is a control file's inode
+  // (whether the file exists is node_locked's question).
+  const FileDef* def_of(Ino ino) const;
+  // The text of a pid file from the ids its handler listed: in the reader's
+  // namespace `ns` (null: the backend's), then as FileDef::read_pids says.
+  // Locking: no engine lock held (a namespace reads /proc).
+  static std::string pid_lines(const FileDef& def, std::vector<Pid> ids, const PidNamespace* ns);
+
   // EngineObserver
   void populated_changed(Cgroup& cgroup, bool populated) override;
   void frozen_changed(Cgroup& cgroup, bool frozen) override;
+  void file_changed(Cgroup& cgroup, std::string_view file) override;
 
+  // ---- Immutable after construction
   Engine& engine_;
   Layout layout_;
-  std::vector<FileDef> files_;  // constant after construction
+  std::vector<FileDef> files_;
+  const std::unique_ptr<VirtualBackend> owned_backend_;  // null when given one
+  Backend& backend_;
 
-  // Guarded by the engine's cgroup mutex.
-  std::unordered_map<Ino, Meta> meta_;  // explicit modes / owners
-  std::unordered_map<HierarchyId, std::string> release_agents_;
+  std::unordered_map<Ino, Meta> meta_ CG_GUARDED_BY(engine_.cgroup_mutex());  // explicit modes / owners
+  std::unordered_map<HierarchyId, std::string> release_agents_ CG_GUARDED_BY(engine_.cgroup_mutex());
+  // Frozen time of v2 cgroups that have been frozen, by cgroup id: the
+  // stretches that ended, and when the current one began (if frozen).
+  struct FrozenTime {
+    std::chrono::nanoseconds total{0};
+    std::optional<std::chrono::steady_clock::time_point> since;
+  };
+  std::unordered_map<uint64_t, FrozenTime> frozen_time_ CG_GUARDED_BY(engine_.cgroup_mutex());
 
   // Release notifications waiting for run_pending_releases().
   Mutex pending_mu_;
   std::vector<CgroupPtr> pending_releases_ CG_GUARDED_BY(pending_mu_);
 
-  std::function<void(Ino)> events_sink_;
-  std::function<void(const std::string&, const std::string&)> release_sink_;
-  std::function<void(Pid)> kill_sink_;
-  std::function<bool(Pid)> pid_resolver_;
-
- public:
-  // Release notifications delivered with the default sink.
-  std::vector<std::pair<std::string, std::string>> released;
+  FileEvents events_;
+  std::atomic<ChangeLog*> change_log_{nullptr};
 };
 
 // One file of the table: a core file (read/write set) or a controller's
 // (spec set).
+//
+// The lock rule, for every handler (core read/write here, controller ones in
+// ControlFileSpec): it runs with the engine's cgroup mutex held, so it sees
+// a stable hierarchy, may call the engine's *_locked methods and the queries
+// that take only the css_set and task-table locks, and never calls an engine
+// method that takes the cgroup mutex. Nothing in a handler reaches the world
+// outside the engine: a pid that names_pid files are written is resolved
+// before the lock is taken, processes to kill are left in FileContext, and
+// effects recorded under the lock are applied by the backend after it.
 struct FileDef {
   std::string name;
   uint32_t mode = 0;
@@ -226,7 +322,39 @@ struct FileDef {
   const ControlFileSpec* spec = nullptr;
   Result<std::string> (*read)(FileContext&) = nullptr;
   Status (*write)(FileContext&, std::string_view) = nullptr;
+  // tasks, cgroup.procs, cgroup.threads: the written text names a pid
+  // (parse_written_pid), resolved in the writer's pid namespace and through
+  // the backend before the lock (FileContext::pid).
+  bool names_pid = false;
+  // cgroup.procs: the written pid's whole process moves, and the backend
+  // adds the threads it has just made first (Backend::add_new_threads).
+  bool moves_process = false;
+  // The files that list pids read through this instead of `read`: the ids
+  // in the order the file shows them, in the backend's namespace. The fs
+  // turns them into the reader's namespace after the lock; v1 files
+  // (`sorted_pids`) then drop the tasks the reader cannot see and sort,
+  // each id once (the kernel's pidlist), v2 files keep their order and
+  // show an invisible task as 0, as the kernel does.
+  Result<std::vector<Pid>> (*read_pids)(FileContext&) = nullptr;
+  bool sorted_pids = false;
+  // The largest write the file takes in one call (kernfs' atomic write
+  // length: a page, unless the kernel's file says otherwise).
+  size_t max_write = kPageWrite;
+  static constexpr size_t kPageWrite = 4096;
 };
+
+// The pid a write to a names_pid file names: one integer (base 0, as the
+// kernel's kstrtoint; leading/trailing white space stripped), 0 meaning the
+// writer. EINVAL for anything else, ESRCH for 0 from a writer without a
+// process here. The number is in the writer's pid namespace (see
+// resolve_written_pid).
+Result<Pid> parse_written_pid(std::string_view text, const Caller& caller);
+// parse_written_pid, then the number turned from the writer's namespace
+// `ns` (null: the backend's own) into the backend's id: ESRCH for a task
+// the writer cannot see. "0" is the writer, whose id is the backend's
+// already. Locking: no engine lock held (a namespace reads /proc).
+Result<Pid> resolve_written_pid(std::string_view text, const Caller& caller,
+                                const PidNamespace* ns);
 
 // The core (cgroup.*, tasks, ...) files, in fs/core_files.cc.
 std::vector<FileDef> core_file_defs();

@@ -1,17 +1,35 @@
 #define FUSE_USE_VERSION 314
 #include "fuse/fuse_server.h"
 
+#include "fuse/connection.h"
+
 #include <fuse_lowlevel.h>
+#include <fcntl.h>
+#include <linux/fuse.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <set>
 #include <cerrno>
+#include <chrono>
+#include <cstdlib>
 #include <cstdint>
 #include <cstring>
 #include <ctime>
+
+#include "fs/kernfs_order.h"
 
 namespace cgcore::fuse {
 
@@ -24,6 +42,27 @@ struct DirHandle {
 };
 
 namespace {
+
+// The request this worker thread read last (its unique id): a worker reads
+// a request and processes it on the same thread (libfuse's loop).
+thread_local uint64_t t_unique = 0;
+// fuse_in_header's FUSE_UNIQUE_RESEND bit (protocol 7.40): set on the
+// requests the kernel queued again on FUSE_NOTIFY_RESEND.
+constexpr uint64_t kUniqueResend = uint64_t{1} << 63;
+
+// The attached session's reads and writes (fuse_session_custom_io): plain
+// read/writev on the descriptor, noting each request's unique id.
+ssize_t io_read(int fd, void* buf, size_t len, void*) {
+  const ssize_t n = ::read(fd, buf, len);
+  if (n >= static_cast<ssize_t>(sizeof(fuse_in_header))) {
+    fuse_in_header h;
+    std::memcpy(&h, buf, sizeof h);
+    t_unique = h.unique;
+    fs::current_request = h.unique & ~kUniqueResend;
+  }
+  return n;
+}
+ssize_t io_writev(int fd, struct iovec* iov, int count, void*) { return ::writev(fd, iov, count); }
 
 // When the mount was made: the times every node shows (cgroupfs keeps none
 // the fs layer exposes).
@@ -104,6 +143,8 @@ void reply_attr(fuse_req_t req, const Result<Node>& n) {
 }
 
 std::vector<Entry> with_dots(Ino dir, std::vector<Entry> entries) {
+  // As kernfs lists them: some programs depend on the order.
+  fs::sort_kernfs_order(entries);
   std::vector<Entry> out;
   out.reserve(entries.size() + 2);
   out.push_back({".", dir, NodeKind::kDir});
@@ -113,8 +154,9 @@ std::vector<Entry> with_dots(Ino dir, std::vector<Entry> entries) {
   return out;
 }
 
-Handle* handle_of(fuse_file_info* fi) { return reinterpret_cast<Handle*>(fi->fh); }
-DirHandle* dir_handle_of(fuse_file_info* fi) { return reinterpret_cast<DirHandle*>(fi->fh); }
+// The file handle of the poker's opens (no Handle: nothing is run); never
+// one FuseServer::track hands out.
+constexpr uint64_t kPokerFh = 1;
 
 }  // namespace
 
@@ -124,6 +166,12 @@ struct Ops {
     return *static_cast<FuseServer*>(fuse_req_userdata(req));
   }
   static MountTree& tree(fuse_req_t req) { return server(req).tree_; }
+  // A request resent after a restart whose change the journal holds: the
+  // dead server carried it out and died before answering.
+  static bool done_before(fuse_req_t req) {
+    const FuseOptions& o = server(req).options_;
+    return (t_unique & kUniqueResend) && o.already_done && o.already_done(t_unique & ~kUniqueResend);
+  }
 
   static void init(void* userdata, fuse_conn_info* conn) {
     // open(O_TRUNC) arrives as a flag of open (ignored: cgroupfs files have
@@ -156,6 +204,7 @@ struct Ops {
     const bool mtime_now = to_set & FUSE_SET_ATTR_MTIME_NOW;
     if ((atime && !atime_now) || (mtime && !mtime_now)) set.times_explicit = true;
     else if (atime || mtime) set.times_now = true;
+    if (done_before(req)) return reply_attr(req, tree(req).getattr(ino));
     reply_attr(req, tree(req).setattr(ino, set, caller_of(req)));
   }
 
@@ -172,12 +221,14 @@ struct Ops {
     reply_status(req, tree(req).make_other(parent, name, caller_of(req)));
   }
   static void mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+    if (done_before(req)) return reply_entry(req, tree(req).lookup(parent, name, caller_of(req)));
     reply_entry(req, tree(req).mkdir(parent, name, mode & 07777, caller_of(req)));
   }
   static void unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
     reply_status(req, tree(req).unlink(parent, name, caller_of(req)));
   }
   static void rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
+    if (done_before(req)) return (void)fuse_reply_err(req, 0);
     reply_status(req, tree(req).rmdir(parent, name, caller_of(req)));
   }
   static void symlink(fuse_req_t req, const char*, fuse_ino_t parent, const char* name) {
@@ -185,6 +236,7 @@ struct Ops {
   }
   static void rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent,
                      const char* newname, unsigned int flags) {
+    if (done_before(req)) return (void)fuse_reply_err(req, 0);
     reply_status(req, tree(req).rename(parent, name, newparent, newname, flags, caller_of(req)));
   }
   static void link(fuse_req_t req, fuse_ino_t, fuse_ino_t newparent, const char* newname) {
@@ -202,6 +254,12 @@ struct Ops {
     const int acc = fi->flags & O_ACCMODE;
     const bool read = acc == O_RDONLY || acc == O_RDWR;
     const bool write = acc == O_WRONLY || acc == O_RDWR;
+    if (acc == O_WRONLY && server(req).is_poker(static_cast<pid_t>(fuse_req_ctx(req)->pid))) {
+      fi->direct_io = 1;
+      fi->fh = kPokerFh;
+      fuse_reply_open(req, fi);
+      return;
+    }
     Result<std::unique_ptr<Handle>> h = tree(req).open(ino, read, write, caller_of(req));
     if (!h.ok()) {
       fuse_reply_err(req, errno_of(h.err()));
@@ -213,18 +271,53 @@ struct Ops {
     FuseServer& srv = server(req);
     Handle* raw = h->release();
     if (raw->is_fs_file()) raw->events_seen.store(srv.watch_open(ino));
-    srv.track(raw);
-    fi->fh = reinterpret_cast<uint64_t>(raw);
+    fi->fh = srv.track(raw);
     if (fuse_reply_open(req, fi) != 0) {
       // The opener is gone (interrupted): nothing will release the handle.
       if (raw->is_fs_file()) srv.watch_release(ino, fi->fh);
-      srv.untrack(raw);
-      delete raw;
+      delete srv.untrack_file(fi->fh);
     }
   }
 
+  // The handle a request names. One this server never issued was opened
+  // before a restart (docs/cgcorefs.md, "Restarts and upgrades"): it is
+  // opened again, in the file's open mode, with the credentials of this
+  // request's caller. Null (and the errno replied) if that fails.
+  static Handle* file(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    FuseServer& srv = server(req);
+    if (Handle* h = srv.find_file(fi->fh)) return h;
+    const int acc = fi->flags & O_ACCMODE;
+    Result<std::unique_ptr<Handle>> h = tree(req).open(ino, acc == O_RDONLY || acc == O_RDWR,
+                                                       acc == O_WRONLY || acc == O_RDWR, caller_of(req));
+    if (!h.ok()) {
+      fuse_reply_err(req, errno_of(h.err()));
+      return nullptr;
+    }
+    Handle* raw = h->release();
+    if (raw->is_fs_file()) raw->events_seen.store(srv.watch_open(ino));
+    Handle* kept = srv.adopt_file(fi->fh, raw);
+    if (kept != raw) {  // another thread adopted it first
+      if (raw->is_fs_file()) srv.watch_release(ino, fi->fh);
+      delete raw;
+    }
+    return kept;
+  }
+  static DirHandle* dir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+    FuseServer& srv = server(req);
+    if (DirHandle* d = srv.find_dir(fi->fh)) return d;
+    auto* d = new DirHandle;
+    DirHandle* kept = srv.adopt_dir(fi->fh, d);
+    if (kept != d) delete d;
+    return kept;  // fresh: its first readdir lists the directory
+  }
+
   static void read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi) {
-    Handle* h = handle_of(fi);
+    if (fi->fh == kPokerFh) {
+      fuse_reply_err(req, EBADF);
+      return;
+    }
+    Handle* h = file(req, ino, fi);
+    if (!h) return;
     if (off < 0) {
       fuse_reply_err(req, EINVAL);
       return;
@@ -239,9 +332,16 @@ struct Ops {
     fuse_reply_buf(req, data->data(), data->size());
   }
 
-  static void write(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t,
+  static void write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t,
                     fuse_file_info* fi) {
-    Result<size_t> n = tree(req).write(*handle_of(fi), std::string_view(buf, size));
+    if (fi->fh == kPokerFh) {  // the write that makes the kernel notify
+      fuse_reply_write(req, size);
+      return;
+    }
+    if (done_before(req)) return (void)fuse_reply_write(req, size);
+    Handle* h = file(req, ino, fi);
+    if (!h) return;
+    Result<size_t> n = tree(req).write(*h, std::string_view(buf, size));
     if (!n.ok()) {
       fuse_reply_err(req, errno_of(n.err()));
       return;
@@ -253,15 +353,29 @@ struct Ops {
   static void fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { fuse_reply_err(req, 0); }
 
   static void release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-    Handle* h = handle_of(fi);
-    if (h->is_fs_file()) server(req).watch_release(ino, fi->fh);
-    server(req).untrack(h);
-    delete h;
+    if (fi->fh == kPokerFh) {
+      fuse_reply_err(req, 0);
+      return;
+    }
+    // A handle issued before a restart and never used since: nothing to free.
+    if (Handle* h = server(req).untrack_file(fi->fh)) {
+      if (h->is_fs_file()) server(req).watch_release(ino, fi->fh);
+      delete h;
+    }
     fuse_reply_err(req, 0);
   }
 
   static void poll(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, fuse_pollhandle* ph) {
-    Handle* h = handle_of(fi);
+    if (fi->fh == kPokerFh) {
+      if (ph) fuse_pollhandle_destroy(ph);
+      fuse_reply_poll(req, POLLOUT | POLLWRNORM);
+      return;
+    }
+    Handle* h = file(req, ino, fi);
+    if (!h) {
+      if (ph) fuse_pollhandle_destroy(ph);
+      return;
+    }
     // kernfs_generic_poll: always readable and writable; POLLERR|POLLPRI
     // once the file changed since this opener last read it.
     unsigned revents = POLLIN | POLLRDNORM | POLLOUT | POLLWRNORM;
@@ -284,17 +398,13 @@ struct Ops {
       MutexLock lock(d->mu);
       d->entries = with_dots(ino, std::move(entries.value()));
     }
-    server(req).track(d);
-    fi->fh = reinterpret_cast<uint64_t>(d);
-    if (fuse_reply_open(req, fi) != 0) {
-      server(req).untrack(d);
-      delete d;
-    }
+    fi->fh = server(req).track(d);
+    if (fuse_reply_open(req, fi) != 0) delete server(req).untrack_dir(fi->fh);
   }
 
   static void readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
                       fuse_file_info* fi) {
-    DirHandle* d = dir_handle_of(fi);
+    DirHandle* d = dir(req, ino, fi);
     std::string buf(size, '\0');
     size_t used = 0;
     int error = 0;
@@ -328,8 +438,7 @@ struct Ops {
   }
 
   static void releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-    server(req).untrack(dir_handle_of(fi));
-    delete dir_handle_of(fi);
+    delete server(req).untrack_dir(fi->fh);
     fuse_reply_err(req, 0);
   }
   static void fsyncdir(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { fuse_reply_err(req, 0); }
@@ -340,6 +449,31 @@ struct Ops {
     st.f_frsize = 4096;
     st.f_namemax = 255;
     fuse_reply_statfs(req, &st);
+  }
+
+  // ---- xattrs (fs::Xattrs)
+  static void reply_xattr_text(fuse_req_t req, Result<std::string> text, size_t size) {
+    if (!text.ok()) fuse_reply_err(req, errno_of(text.err()));
+    else if (size == 0) fuse_reply_xattr(req, text->size());
+    else if (text->size() > size) fuse_reply_err(req, ERANGE);
+    else fuse_reply_buf(req, text->data(), text->size());
+  }
+  static void setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size,
+                       int flags) {
+    if (MountTree::is_view(ino)) return (void)fuse_reply_err(req, EOPNOTSUPP);
+    reply_status(req, server(req).xattrs_.set(ino, name, std::string_view(value, size), flags, caller_of(req)));
+  }
+  static void getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+    if (MountTree::is_view(ino)) return (void)fuse_reply_err(req, EOPNOTSUPP);
+    reply_xattr_text(req, server(req).xattrs_.get(ino, name, caller_of(req)), size);
+  }
+  static void listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+    if (MountTree::is_view(ino)) return reply_xattr_text(req, std::string(), size);
+    reply_xattr_text(req, server(req).xattrs_.list(ino, caller_of(req)), size);
+  }
+  static void removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
+    if (MountTree::is_view(ino)) return (void)fuse_reply_err(req, EOPNOTSUPP);
+    reply_status(req, server(req).xattrs_.remove(ino, name, caller_of(req)));
   }
 
   static const fuse_lowlevel_ops& table() {
@@ -373,50 +507,156 @@ struct Ops {
       o.access = access;
       o.create = create;
       o.poll = poll;
+      o.setxattr = setxattr;
+      o.getxattr = getxattr;
+      o.listxattr = listxattr;
+      o.removexattr = removexattr;
       return o;
     }();
     return ops;
   }
 };
 
+// ------------------------------------------------------------ poker
+
+// The queue of files to write to, shared with the poker thread so that a
+// stop never waits for a write the FUSE loop no longer serves.
+struct FuseServer::Poker {
+  std::mutex mu;  // a leaf: held only around the queue
+  std::condition_variable cv;
+  std::deque<std::string> queue;  // guarded by mu
+  std::set<std::string> queued;   // guarded by mu
+  bool stop = false, exited = false;  // guarded by mu
+  std::string mountpoint;
+  // The process that does the writes (start_poker_process), and the pipe
+  // the thread feeds it paths through.
+  std::atomic<pid_t> tid{0};
+  int pipe_fd = -1;
+};
+
+namespace {
+
+// The writes through the mount are made by a child process, not by a
+// thread of the server: a request the server's loop read as it was ending
+// is dropped unanswered by libfuse, and a writer waiting for that answer
+// cannot be killed; on a connection a keeper holds (no unmount aborts it)
+// a thread of the server stuck so would keep the server from exiting. A
+// stuck child is only the child: the next server's FUSE_NOTIFY_RESEND, or
+// the unmount, ends its wait, and it exits when its pipe closes.
+//
+// The child only reads the pipe and opens, writes and closes: nothing that
+// allocates after the fork of a multi-threaded process. Returns its pid
+// (the handlers recognise its requests by it) and the pipe's write end,
+// or {-1, -1}.
+std::pair<pid_t, int> start_poker_process() {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return {-1, -1};
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(fds[0]);
+    ::close(fds[1]);
+    return {-1, -1};
+  }
+  if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(0);
+    // Nothing of the server's but the pipe: above all not the FUSE
+    // connection, which would otherwise stay open, and a write of ours
+    // unanswered, for as long as this process waits.
+    if (fds[0] > 3) ::close_range(3, static_cast<unsigned>(fds[0] - 1), 0);
+    ::close_range(static_cast<unsigned>(fds[0] + 1), ~0U, 0);
+    static char buf[8192];
+    size_t have = 0;
+    for (;;) {
+      const ssize_t n = ::read(fds[0], buf + have, sizeof buf - have);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) ::_exit(0);
+      have += static_cast<size_t>(n);
+      size_t start = 0;
+      for (size_t i = 0; i < have; ++i) {
+        if (buf[i] != '\0') continue;
+        const int fd = ::open(buf + start, O_WRONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+        if (fd >= 0) {
+          (void)!::write(fd, "\n", 1);
+          ::close(fd);
+        }
+        start = i + 1;
+      }
+      std::memmove(buf, buf + start, have - start);
+      have -= start;
+      if (have == sizeof buf) have = 0;  // no path is that long
+    }
+  }
+  ::close(fds[0]);
+  return {pid, fds[1]};
+}
+
+}  // namespace
+
+bool FuseServer::is_poker(pid_t pid) const { return poker_ && pid != 0 && pid == poker_->tid.load(); }
+
+void FuseServer::poke(std::vector<std::string> paths) {
+  if (!poker_ || paths.empty()) return;
+  {
+    std::lock_guard<std::mutex> lock(poker_->mu);
+    for (std::string& p : paths)
+      if (poker_->queued.insert(p).second) poker_->queue.push_back(std::move(p));
+  }
+  poker_->cv.notify_one();
+}
+
+namespace {
+
+// The poker thread: one open, a one-byte write and a close per file. The
+// kernel emits IN_OPEN, IN_MODIFY and IN_CLOSE_WRITE (the first and last
+// are not the kernel's, docs/compatibility.md).
+void poker_main(std::shared_ptr<FuseServer::Poker> p) {
+  std::unique_lock<std::mutex> lock(p->mu);
+  for (;;) {
+    p->cv.wait(lock, [&] { return p->stop || !p->queue.empty(); });
+    if (p->stop) break;
+    std::string path = std::move(p->queue.front());
+    p->queue.pop_front();
+    p->queued.erase(path);
+    lock.unlock();
+    // To the poker process; a write blocked on a full pipe (the process is
+    // stuck) ends with the server.
+    const std::string record = p->mountpoint + path + '\0';
+    if (record.size() < 4096) (void)!::write(p->pipe_fd, record.data(), record.size());
+    lock.lock();
+  }
+  p->exited = true;
+  p->cv.notify_all();
+}
+
+}  // namespace
+
 // ------------------------------------------------------------ server
 
 FuseServer::FuseServer(fs::CgroupFs& fs, FuseOptions options)
-    : fs_(fs), tree_(fs), options_(std::move(options)) {
-  fs_.set_events_sink([this](Ino ino) { on_event(ino); });
+    : fs_(fs), tree_(fs, options.daemon_info), options_(std::move(options)) {
+  // inotify watchers need no open handle: every change is wanted.
+  fs_.events().set_record_unwatched(true);
+  tree_.set_daemon_lines([this] { return "transport " + transport() + "\n"; });
 }
 
 FuseServer::~FuseServer() {
+  // The ring threads dispatch into the session: they end before it does.
+  if (uring_) uring_->stop();
   stop_notifier();
   if (se_) {
     if (mounted_) fuse_session_unmount(se_);
     fuse_session_destroy(se_);
   }
-  fs_.set_events_sink(nullptr);
 }
 
 Status FuseServer::mount(const std::string& mountpoint) {
-  struct stat st{};
-  if (::stat(mountpoint.c_str(), &st) != 0) {
-    const int e = errno;
-    if (e == ENOTCONN)
-      return Status::Error(e, mountpoint + ": a stale cgcorefs mount (its daemon died); clear it with "
-                              "'fusermount3 -u " + mountpoint + "' (or 'umount -l')");
-    return Status::Error(e, mountpoint + ": " + std::strerror(e));
-  }
-  if (!S_ISDIR(st.st_mode)) return Status::Error(ENOTDIR, mountpoint + ": not a directory");
-
-  const bool allow_other = options_.allow_other.value_or(geteuid() == 0);
-  std::string opts = "fsname=cgcorefs,subtype=cgcorefs";
-  if (allow_other) opts += ",allow_other";
-  std::vector<std::string> argv_s = {"cgcorefs", "-o", opts};
-  if (options_.debug) argv_s.push_back("-d");
-  std::vector<char*> argv;
-  for (std::string& s : argv_s) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  fuse_args args = FUSE_ARGS_INIT(static_cast<int>(argv_s.size()), argv.data());
-  se_ = fuse_session_new(&args, &Ops::table(), sizeof(fuse_lowlevel_ops), this);
-  fuse_opt_free_args(&args);
+  if (Status st = check_mountpoint(mountpoint); !st.ok()) return st;
+  se_ = new_session({.allow_other = options_.allow_other,
+                     .default_permissions = options_.default_permissions,
+                     .debug = options_.debug},
+                    Ops::table(), this);
   if (!se_) return Status::Error(EINVAL, "libfuse refused the session options");
   clock_gettime(CLOCK_REALTIME, &g_mount_time);
   if (fuse_session_mount(se_, mountpoint.c_str()) != 0) {
@@ -426,8 +666,137 @@ Status FuseServer::mount(const std::string& mountpoint) {
   }
   mounted_ = true;
   mountpoint_ = mountpoint;
+  if (Status st = setup_transport(); !st.ok()) {
+    fuse_session_unmount(se_);
+    mounted_ = false;
+    fuse_session_destroy(se_);
+    se_ = nullptr;
+    return st;
+  }
   return Status::Ok();
 }
+
+Status FuseServer::setup_transport() {
+  if (options_.transport == Transport::kDev) {
+    dev_why_ = "--transport=dev";
+    return Status::Ok();
+  }
+  if (std::string why = uring_unavailable(); !why.empty()) {
+    if (options_.transport == Transport::kUring)
+      return Status::Error(EOPNOTSUPP, "--transport=uring: " + why);
+    dev_why_ = why;
+    return Status::Ok();
+  }
+  UringOptions uo;
+  uo.required = options_.transport == Transport::kUring;
+  uo.log = options_.log;
+  uo.abort_session = [this] {
+    fuse_session_exit(se_);
+    // Wakes the loop, which waits in the thread that called run().
+    pthread_kill(run_thread_, SIGTERM);
+  };
+  uring_ = std::make_unique<UringTransport>(se_, fuse_session_fd(se_), std::move(uo));
+  static const fuse_custom_io io = {
+      .writev = [](int fd, struct iovec* iov, int count, void* ud) -> ssize_t {
+        return static_cast<FuseServer*>(ud)->uring_->writev(fd, iov, count);
+      },
+      .read = [](int fd, void* buf, size_t len, void* ud) -> ssize_t {
+        return static_cast<FuseServer*>(ud)->uring_->read(fd, buf, len);
+      },
+      .splice_receive = nullptr,
+      .splice_send = nullptr,
+  };
+  if (int rc = fuse_session_custom_io(se_, &io, fuse_session_fd(se_)); rc != 0) {
+    uring_.reset();
+    return Status::Error(EIO, std::string("libfuse refused the io_uring transport's hooks: ") +
+                                  std::strerror(rc < 0 ? -rc : EIO));
+  }
+  return Status::Ok();
+}
+
+std::string FuseServer::transport() const {
+  if (uring_) {
+    if (uring_->ring_active() || uring_->ring_requests() > 0 || uring_->dev_requests() > 0)
+      return uring_->describe();
+    return options_.transport == Transport::kUring ? "io_uring (required), set up at INIT"
+                                                   : "io_uring if set up at INIT, else /dev/fuse (auto)";
+  }
+  return "/dev/fuse (" + dev_why_ + ")";
+}
+
+Status FuseServer::attach(int fd, std::string init, std::function<void(const std::string&)> on_init) {
+  // The ring's entries belong to the server that registers them and die
+  // with it, while a keeper's connection outlives servers: a restarted
+  // server would find the kernel routing requests to entries nobody serves.
+  dev_why_ = options_.transport == Transport::kDev
+                 ? "--transport=dev"
+                 : "a keeper's connection: a ring would not outlive its server (--transport=uring serves without one)";
+  if (options_.transport == Transport::kUring)
+    return Status::Error(EOPNOTSUPP, "--transport=uring: " + dev_why_);
+  se_ = new_session({.allow_other = options_.allow_other,
+                     .default_permissions = options_.default_permissions,
+                     .debug = options_.debug},
+                    Ops::table(), this);
+  if (!se_) return Status::Error(EINVAL, "libfuse refused the session options");
+  clock_gettime(CLOCK_REALTIME, &g_mount_time);
+  // A descriptor opened and mounted by another process; reads through
+  // io_read, which notes each request's id for done_before.
+  static const fuse_custom_io kIo = {.writev = io_writev, .read = io_read, .splice_receive = nullptr,
+                                     .splice_send = nullptr};
+  if (fuse_session_custom_io(se_, &kIo, fd) != 0) {
+    fuse_session_destroy(se_);
+    se_ = nullptr;
+    return Status::Error(EINVAL, "libfuse refused the connection descriptor");
+  }
+  mounted_ = true;
+  attached_ = true;
+  mountpoint_ = options_.mountpoint;
+  init_ = std::move(init);
+  on_init_ = std::move(on_init);
+  return Status::Ok();
+}
+
+namespace {
+// SIGUSR1 ends the loop as libfuse's own handlers do for SIGTERM.
+std::atomic<fuse_session*> g_usr1_session{nullptr};
+std::atomic<bool> g_usr1_seen{false};
+void on_usr1(int) {
+  g_usr1_seen.store(true);
+  if (fuse_session* se = g_usr1_session.load()) fuse_session_exit(se);
+}
+
+// Brings an attached session to the connection's state: reads and records
+// the INIT of a fresh connection, or replays the recorded one. False if the
+// session ended first (a signal, the connection gone).
+bool initialise_attached(fuse_session* se, const std::string& init,
+                         const std::function<void(const std::string&)>& on_init) {
+  fuse_buf buf{};
+  if (!init.empty()) {
+    std::string copy = init;  // libfuse may write into the buffer
+    buf.mem = copy.data();
+    buf.size = copy.size();
+    fuse_session_process_buf(se, &buf);
+    // Requests a dead server read and never answered are queued again.
+    (void)notify_resend(fuse_session_fd(se));
+    return true;
+  }
+  for (;;) {
+    if (fuse_session_exited(se)) return false;  // a signal that was pending
+    // 0: the connection ended (libfuse's ENODEV); a signal exits the
+    // session as in the loop (its handler records which).
+    const int n = fuse_session_receive_buf(se, &buf);
+    if (n > 0) break;
+    if (n == -EINTR && !fuse_session_exited(se)) continue;
+    std::free(buf.mem);
+    return false;
+  }
+  if (is_init_request(buf.mem, buf.size) && on_init)
+    on_init(std::string(static_cast<const char*>(buf.mem), buf.size));
+  fuse_session_process_buf(se, &buf);
+  std::free(buf.mem);
+  return true;
+}
+}  // namespace
 
 Status FuseServer::run() {
   if (!se_ || !mounted_) return Status::Error(EINVAL, "not mounted");
@@ -439,6 +808,13 @@ Status FuseServer::run() {
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, &old);
     notifier_ = std::thread([this] { notifier_main(); });
+    if (auto [pid, fd] = start_poker_process(); pid > 0) {
+      poker_ = std::make_shared<Poker>();
+      poker_->mountpoint = mountpoint_;
+      poker_->tid.store(pid);
+      poker_->pipe_fd = fd;
+      std::thread(poker_main, poker_).detach();
+    }
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
   }
   sigset_t sigs;
@@ -446,21 +822,50 @@ Status FuseServer::run() {
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
   sigaddset(&sigs, SIGHUP);
+  sigaddset(&sigs, SIGUSR1);
+  g_usr1_seen.store(false);
+  g_usr1_session.store(se_);
+  struct sigaction usr1{}, old_usr1{};
+  usr1.sa_handler = on_usr1;
+  sigemptyset(&usr1.sa_mask);
+  sigaction(SIGUSR1, &usr1, &old_usr1);
   sigset_t old;
   pthread_sigmask(SIG_UNBLOCK, &sigs, &old);
 
-  fuse_loop_config* cfg = fuse_loop_cfg_create();
-  fuse_loop_cfg_set_clone_fd(cfg, 0);
-  fuse_loop_cfg_set_max_threads(cfg, static_cast<unsigned>(options_.max_threads));
-  const int rc = fuse_session_loop_mt(se_, cfg);
-  fuse_loop_cfg_destroy(cfg);
+  int rc = 0;
+  std::string transport_failure;
+  if (!attached_ || initialise_attached(se_, init_, on_init_)) {
+    fuse_loop_config* cfg = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_clone_fd(cfg, 0);
+    fuse_loop_cfg_set_max_threads(cfg, static_cast<unsigned>(options_.max_threads));
+    run_thread_ = pthread_self();
+    rc = fuse_session_loop_mt(se_, cfg);
+    fuse_loop_cfg_destroy(cfg);
+  } else {
+    // Ended before serving: by the connection's end (the device then
+    // polls as an error) or by a signal.
+    struct pollfd p{fuse_session_fd(se_), POLLIN, 0};
+    if (::poll(&p, 1, 0) >= 0 && !(p.revents & POLLERR)) rc = SIGTERM;
+  }
+  if (uring_) {
+    uring_->stop();
+    transport_failure = uring_->failure();
+    if (options_.log)
+      options_.log("transport " + uring_->describe() + ": " + std::to_string(uring_->ring_requests()) +
+                   " requests served through the ring, " + std::to_string(uring_->dev_requests()) +
+                   " read from /dev/fuse");
+  }
 
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  sigaction(SIGUSR1, &old_usr1, nullptr);
+  g_usr1_session.store(nullptr);
+  ended_by_ = g_usr1_seen.load() ? SIGUSR1 : (rc > 0 ? rc : 0);
   fuse_remove_signal_handlers(se_);
   stop_notifier();
   free_unreleased_handles();
-  fuse_session_unmount(se_);
+  if (!attached_) fuse_session_unmount(se_);
   mounted_ = false;
+  if (!transport_failure.empty()) return Status::Error(EOPNOTSUPP, "--transport=uring: " + transport_failure);
   // rc > 0: the signal that ended the loop.
   if (rc < 0) return Status::Error(-rc, "the FUSE session failed");
   return Status::Ok();
@@ -468,61 +873,87 @@ Status FuseServer::run() {
 
 // ------------------------------------------------------------ handles
 
-void FuseServer::track(Handle* h) {
-  MutexLock lock(handles_mu_);
-  open_files_.insert(h);
+uint64_t FuseServer::next_fh() {
+  // Handles outlive the server that issued them (a restart keeps the
+  // connection): each server numbers its own from a random start, so that
+  // it never mistakes a predecessor's handle for one of its own.
+  if (next_fh_ == 0) {
+    uint64_t r = 0;
+    if (getrandom(&r, sizeof r, 0) != sizeof r) r = static_cast<uint64_t>(getpid()) << 40 | static_cast<uint64_t>(time(nullptr));
+    next_fh_ = r | 1;
+  }
+  return next_fh_++;
 }
-void FuseServer::track(DirHandle* d) {
+
+uint64_t FuseServer::track(Handle* h) {
   MutexLock lock(handles_mu_);
-  open_dirs_.insert(d);
+  uint64_t fh;
+  do fh = next_fh();
+  while (fh == 0 || fh == kPokerFh || open_files_.count(fh) || open_dirs_.count(fh));
+  open_files_[fh] = h;
+  return fh;
 }
-void FuseServer::untrack(Handle* h) {
+uint64_t FuseServer::track(DirHandle* d) {
   MutexLock lock(handles_mu_);
-  open_files_.erase(h);
+  uint64_t fh;
+  do fh = next_fh();
+  while (fh == 0 || fh == kPokerFh || open_files_.count(fh) || open_dirs_.count(fh));
+  open_dirs_[fh] = d;
+  return fh;
 }
-void FuseServer::untrack(DirHandle* d) {
+Handle* FuseServer::find_file(uint64_t fh) {
   MutexLock lock(handles_mu_);
-  open_dirs_.erase(d);
+  auto it = open_files_.find(fh);
+  return it == open_files_.end() ? nullptr : it->second;
+}
+DirHandle* FuseServer::find_dir(uint64_t fh) {
+  MutexLock lock(handles_mu_);
+  auto it = open_dirs_.find(fh);
+  return it == open_dirs_.end() ? nullptr : it->second;
+}
+Handle* FuseServer::adopt_file(uint64_t fh, Handle* h) {
+  MutexLock lock(handles_mu_);
+  return open_files_.try_emplace(fh, h).first->second;
+}
+DirHandle* FuseServer::adopt_dir(uint64_t fh, DirHandle* d) {
+  MutexLock lock(handles_mu_);
+  return open_dirs_.try_emplace(fh, d).first->second;
+}
+Handle* FuseServer::untrack_file(uint64_t fh) {
+  MutexLock lock(handles_mu_);
+  auto it = open_files_.find(fh);
+  if (it == open_files_.end()) return nullptr;
+  Handle* h = it->second;
+  open_files_.erase(it);
+  return h;
+}
+DirHandle* FuseServer::untrack_dir(uint64_t fh) {
+  MutexLock lock(handles_mu_);
+  auto it = open_dirs_.find(fh);
+  if (it == open_dirs_.end()) return nullptr;
+  DirHandle* d = it->second;
+  open_dirs_.erase(it);
+  return d;
 }
 
 void FuseServer::free_unreleased_handles() {
   // Runs after the loop: no worker is left to use a handle.
   MutexLock lock(handles_mu_);
-  for (Handle* h : open_files_) delete h;
-  for (DirHandle* d : open_dirs_) delete d;
+  for (auto& [fh, h] : open_files_) delete h;
+  for (auto& [fh, d] : open_dirs_) delete d;
   open_files_.clear();
   open_dirs_.clear();
 }
 
 // ------------------------------------------------------------ poll
 
-void FuseServer::on_event(Ino ino) {
-  // Any thread, engine locks possibly held: only record and wake.
-  bool post = false;
-  {
-    MutexLock lock(watch_mu_);
-    auto it = watches_.find(ino);
-    if (it == watches_.end()) return;  // nobody has the file open
-    ++it->second.events;
-    if (it->second.polls.empty()) return;
-    pending_.push_back(ino);
-    if (!wake_posted_) wake_posted_ = post = true;
-  }
-  if (post) wake_.release();
-}
-
 uint64_t FuseServer::watch_open(Ino ino) {
   MutexLock lock(watch_mu_);
-  Watch& w = watches_[ino];
-  ++w.open;
-  return w.events;
+  ++watches_[ino].open;
+  return fs_.events().watch(ino);
 }
 
-uint64_t FuseServer::watch_events(Ino ino) {
-  MutexLock lock(watch_mu_);
-  auto it = watches_.find(ino);
-  return it == watches_.end() ? 0 : it->second.events;
-}
+uint64_t FuseServer::watch_events(Ino ino) { return fs_.events().count(ino); }
 
 void FuseServer::watch_release(Ino ino, uint64_t fh) {
   fuse_pollhandle* ph = nullptr;
@@ -530,6 +961,7 @@ void FuseServer::watch_release(Ino ino, uint64_t fh) {
     MutexLock lock(watch_mu_);
     auto it = watches_.find(ino);
     if (it == watches_.end()) return;
+    fs_.events().unwatch(ino);
     if (auto p = it->second.polls.find(fh); p != it->second.polls.end()) {
       ph = p->second;
       it->second.polls.erase(p);
@@ -546,9 +978,11 @@ bool FuseServer::watch_poll(Ino ino, uint64_t fh, uint64_t seen, fuse_pollhandle
   fuse_pollhandle* old = nullptr;
   bool changed;
   {
+    // The count is read under watch_mu_, which the notifier takes before it
+    // fires: a change after this read finds `ph` stored and wakes it.
     MutexLock lock(watch_mu_);
     Watch& w = watches_[ino];  // exists: the handle is open
-    changed = w.events != seen;
+    changed = fs_.events().count(ino) != seen;
     if (ph) {
       fuse_pollhandle*& slot = w.polls[fh];
       old = slot;
@@ -560,40 +994,56 @@ bool FuseServer::watch_poll(Ino ino, uint64_t fh, uint64_t seen, fuse_pollhandle
 }
 
 void FuseServer::notifier_main() {
+  std::vector<Ino> changed;
   for (;;) {
-    wake_.acquire();
+    // The timeout only bounds how long a lost wake() could delay stopping.
+    fs_.events().wait_take(changed, std::chrono::milliseconds(500));
     std::vector<fuse_pollhandle*> ready;
     {
       MutexLock lock(watch_mu_);
       if (stopping_) return;
-      wake_posted_ = false;
-      for (Ino ino : pending_) {
+      // A poll handle wakes its waiter once; the kernel polls again and
+      // hands a new one.
+      for (Ino ino : changed) {
         auto it = watches_.find(ino);
         if (it == watches_.end()) continue;
-        // A poll handle wakes its waiter once; the kernel polls again and
-        // hands a new one.
         for (auto& [fh, ph] : it->second.polls) ready.push_back(ph);
         it->second.polls.clear();
       }
-      pending_.clear();
     }
     for (fuse_pollhandle* ph : ready) {
       fuse_lowlevel_notify_poll(ph);
       fuse_pollhandle_destroy(ph);
     }
+    std::vector<std::string> paths;
+    for (Ino ino : changed)
+      if (Result<std::string> p = fs_.path_of(ino); p.ok()) paths.push_back(std::move(p.value()));
+    poke(std::move(paths));
   }
 }
 
 void FuseServer::stop_notifier() {
+  if (poker_) {
+    // Waits a moment for the poker; one stuck in a write the loop no longer
+    // serves is left (it holds only its own queue) and ends at the unmount.
+    std::unique_lock<std::mutex> lock(poker_->mu);
+    poker_->stop = true;
+    poker_->cv.notify_all();
+    poker_->cv.wait_for(lock, std::chrono::seconds(1), [&] { return poker_->exited; });
+    // The process ends when its pipe closes (reaped if it has; one stuck
+    // in a write ends with the connection, and is not waited for).
+    if (poker_->exited && poker_->pipe_fd >= 0) {
+      ::close(poker_->pipe_fd);
+      poker_->pipe_fd = -1;
+      for (int i = 0; i < 20 && ::waitpid(poker_->tid.load(), nullptr, WNOHANG) == 0; ++i) ::usleep(5000);
+    }
+  }
   if (!notifier_.joinable()) return;
   {
     MutexLock lock(watch_mu_);
     stopping_ = true;
-    if (!wake_posted_) {
-      wake_posted_ = true;
-      wake_.release();
-    }
   }
+  fs_.events().wake();
   notifier_.join();
   MutexLock lock(watch_mu_);
   for (auto& [ino, w] : watches_)

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/parse.h"
+
 namespace cgcore::fuse {
 
 namespace {
@@ -15,6 +17,7 @@ enum ViewKind : Ino {
   kViewSelf = 3,     // .cgcore/self
   kViewPidDir = 4,   // .cgcore/<pid>
   kViewPidCgroup = 5,  // .cgcore/<pid>/cgroup
+  kViewDaemon = 6,     // .cgcore/daemon
 };
 
 constexpr Ino view_ino(ViewKind kind, Pid pid = 0) {
@@ -25,16 +28,14 @@ Pid view_pid(Ino ino) { return static_cast<Pid>((ino & ~kViewBit) >> kKindBits);
 
 constexpr Ino kViewDirIno = view_ino(kViewDir);
 
-// A process id as /proc spells it: decimal digits, no leading zero.
+// A process id as /proc spells it: decimal digits, the first not 0 (so no
+// sign, no newline, no leading zero, which the kernel's number rules allow).
 std::optional<Pid> parse_pid(std::string_view name) {
-  if (name.empty() || name.size() > 10 || (name.size() > 1 && name[0] == '0')) return std::nullopt;
-  uint64_t v = 0;
-  for (char c : name) {
-    if (c < '0' || c > '9') return std::nullopt;
-    v = v * 10 + static_cast<uint64_t>(c - '0');
-  }
-  if (v == 0 || v >= (uint64_t{1} << 30)) return std::nullopt;
-  return static_cast<Pid>(v);
+  if (name.empty() || name[0] < '1' || name[0] > '9' || name.back() < '0' || name.back() > '9')
+    return std::nullopt;
+  Result<uint64_t> v = kstrtoull(name, 10);
+  if (!v.ok() || v.value() >= static_cast<uint64_t>(kFirstProvisionalId)) return std::nullopt;
+  return static_cast<Pid>(v.value());
 }
 
 Status err(int e, const char* what) { return Status::Error(e, what); }
@@ -65,7 +66,7 @@ Node to_node(const fs::Attr& a) {
 
 bool MountTree::may(Ino ino, const Caller& caller, int mask) {
   if (caller.is_root()) return true;
-  MutexLock lock(fs_.engine().cgroup_mutex());
+  MutexLock lock(fs_.cgroup_mutex());
   return fs_.may_access_locked(ino, caller, mask);
 }
 
@@ -87,6 +88,7 @@ std::vector<Pid> MountTree::all_tgids() {
     out.insert(out.end(), ids.begin(), ids.end());
     for (const auto& [name, child] : c->children()) stack.push_back(child);
   }
+  std::erase_if(out, is_provisional_id);  // forks in flight are not listed
   std::sort(out.begin(), out.end());
   out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
@@ -115,6 +117,11 @@ Result<Node> MountTree::view_node(Ino ino) {
       n.kind = NodeKind::kSymlink;
       n.mode = 0777;
       return n;
+    case kViewDaemon:
+      if (pid != 0 || daemon_info_.empty()) break;
+      n.kind = NodeKind::kFile;
+      n.mode = 0444;
+      return n;
     case kViewPidDir:
     case kViewPidCgroup: {
       if (pid == 0) break;
@@ -137,7 +144,7 @@ Result<Node> MountTree::view_node(Ino ino) {
   return err(ENOENT, "no such node");
 }
 
-Result<std::vector<Entry>> MountTree::view_readdir(Ino dir) {
+Result<std::vector<Entry>> MountTree::view_readdir(Ino dir, const Caller& caller) {
   Result<Node> n = view_node(dir);
   if (!n.ok()) return n.status();
   if (n->kind != NodeKind::kDir) return err(ENOTDIR, "not a directory");
@@ -147,9 +154,15 @@ Result<std::vector<Entry>> MountTree::view_readdir(Ino dir) {
     return out;
   }
   out.push_back({"cgroups", view_ino(kViewCgroups), NodeKind::kFile});
+  if (!daemon_info_.empty()) out.push_back({"daemon", view_ino(kViewDaemon), NodeKind::kFile});
   out.push_back({"self", view_ino(kViewSelf), NodeKind::kSymlink});
-  for (Pid pid : all_tgids())
-    out.push_back({std::to_string(pid), view_ino(kViewPidDir, pid), NodeKind::kDir});
+  // Named as the caller's pid namespace names them (those it cannot see
+  // are not listed, as in its own /proc); the inodes stay the engine's.
+  std::vector<Pid> ids = all_tgids(), names = ids;
+  if (std::shared_ptr<const fs::PidNamespace> ns = fs_.pid_namespace(caller)) ns->to_caller(names);
+  for (size_t i = 0; i < ids.size(); ++i)
+    if (names[i] > 0)
+      out.push_back({std::to_string(names[i]), view_ino(kViewPidDir, ids[i]), NodeKind::kDir});
   return out;
 }
 
@@ -165,9 +178,17 @@ Result<Node> MountTree::lookup(Ino dir, std::string_view name, const Caller& cal
       return err(ENOENT, "no such file");
     }
     if (name == "cgroups") return view_node(view_ino(kViewCgroups));
+    if (name == "daemon") return view_node(view_ino(kViewDaemon));
     if (name == "self") return view_node(view_ino(kViewSelf));
     std::optional<Pid> pid = parse_pid(name);
-    if (!pid || !known_pid(*pid)) return err(ENOENT, "no such process");
+    if (!pid) return err(ENOENT, "no such process");
+    // The name is a pid in the caller's namespace.
+    if (std::shared_ptr<const fs::PidNamespace> ns = fs_.pid_namespace(caller)) {
+      Result<Pid> own = ns->from_caller(*pid);
+      if (!own.ok()) return err(ENOENT, "no such process");
+      pid = *own;
+    }
+    if (!known_pid(*pid)) return err(ENOENT, "no such process");
     return view_node(view_ino(kViewPidDir, *pid));
   }
   if (dir == fs::kRootIno && name == kViewDirName) return view_node(kViewDirIno);
@@ -193,7 +214,7 @@ Result<Node> MountTree::getattr(Ino ino) {
 }
 
 Result<std::vector<Entry>> MountTree::readdir(Ino dir, const Caller& caller) {
-  if (is_view(dir)) return view_readdir(dir);
+  if (is_view(dir)) return view_readdir(dir, caller);
   Result<std::vector<fs::DirEntry>> entries = fs_.readdir(dir, caller);
   if (!entries.ok()) return entries.status();
   std::vector<Entry> out;
@@ -331,7 +352,11 @@ Result<std::string> MountTree::readlink(Ino ino, const Caller& caller) {
   if (caller.pid <= 0 || !known_pid(caller.pid)) return err(ENOENT, "the caller has no process here");
   Result<Pid> tgid = fs_.engine().tgid_of(caller.pid);
   if (!tgid.ok()) return err(ENOENT, "the caller has no process here");
-  return std::to_string(tgid.value());
+  // As its own /proc/self: the caller's process id in its pid namespace.
+  std::vector<Pid> id{tgid.value()};
+  if (std::shared_ptr<const fs::PidNamespace> ns = fs_.pid_namespace(caller)) ns->to_caller(id);
+  if (id[0] <= 0) return err(ENOENT, "the caller has no process here");
+  return std::to_string(id[0]);
 }
 
 // ------------------------------------------------------------ files
@@ -361,6 +386,8 @@ Result<std::string> MountTree::read(Handle& h, uint64_t offset, size_t size) {
   if (offset == 0 || !h.view_loaded_) {
     if (view_kind(h.ino_) == kViewCgroups) {
       h.view_ = fs_.proc_cgroups();
+    } else if (view_kind(h.ino_) == kViewDaemon) {
+      h.view_ = daemon_info_ + (daemon_lines_ ? daemon_lines_() : std::string());
     } else {
       Result<std::string> text = fs_.proc_pid_cgroup(view_pid(h.ino_));
       if (!text.ok()) return text.status();
@@ -374,7 +401,6 @@ Result<std::string> MountTree::read(Handle& h, uint64_t offset, size_t size) {
 
 Result<size_t> MountTree::write(Handle& h, std::string_view data) {
   if (!h.fs_file_) return err(EBADF, "not open for writing");
-  if (data.size() > kMaxWrite) return err(E2BIG, "one write is one command of at most a page");
   MutexLock lock(h.mu_);
   Result<size_t> n = fs_.write(*h.file_, data);
   return n;

@@ -5,6 +5,11 @@
 //   <mount>/.cgcore/cgroups        the text of /proc/cgroups
 //   <mount>/.cgcore/<pid>/cgroup   the text of /proc/<pid>/cgroup
 //   <mount>/.cgcore/self           a symlink to the caller's process id
+// (pids named and listed in the caller's pid namespace, as its own /proc)
+//   <mount>/.cgcore/daemon         the serving daemon, when it says (lines
+//                                  "server PID", "socket PATH": the control
+//                                  socket cgexec asks for supervision on;
+//                                  "transport ...": how requests travel)
 //
 // It answers every operation a VFS sends with the errno the kernel's cgroupfs
 // (or procfs, for the views) gives, so the FUSE adapter only translates
@@ -22,6 +27,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -38,8 +44,9 @@ using fs::Ino;
 
 // The directory holding the /proc views, at the mount root.
 inline constexpr std::string_view kViewDirName = ".cgcore";
-// The largest write the kernel's cgroupfs accepts in one call (kernfs'
-// atomic_write_len, PAGE_SIZE); larger writes fail with E2BIG.
+// The largest write most of the kernel's cgroupfs files accept in one call
+// (kernfs' atomic_write_len, PAGE_SIZE); each file's own limit
+// (CgroupFs::max_write) decides, E2BIG beyond it.
 inline constexpr size_t kMaxWrite = 4096;
 
 enum class NodeKind : uint8_t { kDir, kFile, kSymlink };
@@ -97,12 +104,17 @@ class Handle {
 
 class MountTree {
  public:
-  explicit MountTree(fs::CgroupFs& fs) : fs_(fs) {}
+  // `daemon_info`: the text of .cgcore/daemon (none if empty).
+  explicit MountTree(fs::CgroupFs& fs, std::string daemon_info = {})
+      : fs_(fs), daemon_info_(std::move(daemon_info)) {}
   MountTree(const MountTree&) = delete;
   MountTree& operator=(const MountTree&) = delete;
 
   fs::CgroupFs& fs() const { return fs_; }
   static bool is_view(Ino ino);
+  // Lines that follow daemon_info in .cgcore/daemon, produced at each read
+  // from offset 0 (thread-safe). Call before the tree is served.
+  void set_daemon_lines(std::function<std::string()> lines) { daemon_lines_ = std::move(lines); }
 
   // ENOENT / ENOTDIR; EACCES without search permission on `dir`. A pid
   // under .cgcore the engine lacks is offered to the fs's pid resolver (the
@@ -142,12 +154,12 @@ class MountTree {
   Result<std::unique_ptr<Handle>> open(Ino ino, bool read, bool write, const Caller& caller);
   // Reads at an offset; a read at offset 0 takes a fresh snapshot.
   Result<std::string> read(Handle& h, uint64_t offset, size_t size);
-  // One write, one command: the fs's errno, or E2BIG past kMaxWrite.
+  // One write, one command: the fs's errno (E2BIG past the file's limit).
   Result<size_t> write(Handle& h, std::string_view data);
 
  private:
   Result<Node> view_node(Ino ino);
-  Result<std::vector<Entry>> view_readdir(Ino dir);
+  Result<std::vector<Entry>> view_readdir(Ino dir, const Caller& caller);
   // Every process id the engine knows (thread-group leaders), sorted.
   std::vector<Pid> all_tgids();
   // The pid's task exists in the engine (asking the resolver once if not).
@@ -155,6 +167,8 @@ class MountTree {
   bool may(Ino ino, const Caller& caller, int mask);
 
   fs::CgroupFs& fs_;
+  const std::string daemon_info_;  // immutable after construction
+  std::function<std::string()> daemon_lines_;  // set before serving
 };
 
 // Converts an fs attribute to a node.

@@ -1,7 +1,11 @@
 #include "host/procfs.h"
 
+#include <sys/syscall.h>
+
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -123,6 +127,15 @@ std::optional<ThreadStat> parse_stat(std::string_view text) {
       case 9:
         if (!to_num(f, st.flags)) return std::nullopt;
         break;
+      case 14:
+        if (!to_num(f, st.utime)) return std::nullopt;
+        break;
+      case 15:
+        if (!to_num(f, st.stime)) return std::nullopt;
+        break;
+      case 19:
+        if (!to_num(f, st.nice)) return std::nullopt;
+        break;
       case 22:
         if (!to_num(f, st.start)) return std::nullopt;
         break;
@@ -176,6 +189,16 @@ std::optional<ThreadStat> ProcFs::thread_stat(Pid tgid, Pid tid) const {
   return text ? parse_stat(*text) : std::nullopt;
 }
 
+std::optional<uint64_t> ProcFs::thread_runtime_ns(Pid tgid, Pid tid) const {
+  std::optional<std::string> text =
+      slurp(root_ + "/" + std::to_string(tgid) + "/task/" + std::to_string(tid) + "/schedstat");
+  if (!text) return std::nullopt;
+  std::string_view rest = *text;
+  uint64_t ns;
+  if (!to_num(next_field(rest), ns)) return std::nullopt;
+  return ns;
+}
+
 std::optional<ProcStatus> ProcFs::status(Pid tid) const {
   std::optional<std::string> text = slurp(root_ + "/" + std::to_string(tid) + "/status");
   return text ? parse_status(*text) : std::nullopt;
@@ -185,6 +208,35 @@ std::optional<std::vector<Pid>> ProcFs::pids() const { return numeric_entries(ro
 
 std::vector<Pid> ProcFs::tids(Pid tgid) const {
   return numeric_entries(root_ + "/" + std::to_string(tgid) + "/task").value_or(std::vector<Pid>{});
+}
+
+std::vector<Pid> ProcFs::children(Pid tgid) const {
+  std::vector<Pid> out;
+  for (Pid tid : tids(tgid)) {
+    std::optional<std::string> text =
+        slurp(root_ + "/" + std::to_string(tgid) + "/task/" + std::to_string(tid) + "/children");
+    if (!text) continue;
+    std::string_view rest(*text);
+    while (!rest.empty()) {
+      const size_t sp = rest.find(' ');
+      Pid id;
+      if (to_num(rest.substr(0, sp), id) && id > 0) out.push_back(id);
+      if (sp == std::string_view::npos) break;
+      rest.remove_prefix(sp + 1);
+    }
+  }
+  return out;
+}
+
+bool ProcFs::in_fork_call(Pid tgid, Pid tid) const {
+  std::optional<std::string> text =
+      slurp(root_ + "/" + std::to_string(tgid) + "/task/" + std::to_string(tid) + "/syscall");
+  if (!text) return false;
+  // "NR ARGS... SP PC" while in a call, "running" or "-1 ..." otherwise.
+  std::string_view v(*text);
+  Pid nr;
+  if (!to_num(v.substr(0, v.find(' ')), nr)) return false;
+  return nr == SYS_clone || nr == SYS_clone3 || nr == SYS_fork || nr == SYS_vfork;
 }
 
 std::optional<ProcSnap> ProcFs::process(Pid tgid) const {
@@ -208,6 +260,25 @@ std::optional<ProcSnap> ProcFs::process(Pid tgid) const {
   }
   if (p.threads.empty()) return std::nullopt;
   return p;
+}
+
+std::vector<Pid> parse_nspid(std::string_view text) {
+  std::vector<Pid> out;
+  size_t at = text.starts_with("NSpid:") ? 0 : text.find("\nNSpid:");
+  if (at == std::string_view::npos) return out;
+  std::string_view line = text.substr(at + (at == 0 ? 6 : 7));
+  line = line.substr(0, line.find('\n'));
+  for (std::string_view f = next_field(line); !f.empty(); f = next_field(line)) {
+    Pid id;
+    if (!to_num(f, id)) return {};
+    out.push_back(id);
+  }
+  return out;
+}
+
+std::vector<Pid> ProcFs::nspid(Pid tid) const {
+  std::optional<std::string> text = slurp(root_ + "/" + std::to_string(tid) + "/status");
+  return text ? parse_nspid(*text) : std::vector<Pid>{};
 }
 
 bool in_initial_pid_namespace() {
@@ -243,6 +314,18 @@ uint64_t start_to_event_clock_ns(uint64_t start_ticks) {
   const uint64_t ahead = boot_now > mono_now ? boot_now - mono_now : 0;
   const uint64_t start_ns = start_ticks * tick_ns();
   return start_ns > ahead ? start_ns - ahead : 0;
+}
+
+uint64_t ProcFs::pidfs_ino(Pid pid) const {
+  if (!is_host() || pid <= 0) return 0;
+  // PIDFD_THREAD (O_EXCL) names a thread id too; a process id works either way.
+  int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, O_EXCL));
+  if (fd < 0) fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+  if (fd < 0) return 0;
+  struct stat st{};
+  const int rc = ::fstat(fd, &st);
+  ::close(fd);
+  return rc == 0 ? static_cast<uint64_t>(st.st_ino) : 0;
 }
 
 }  // namespace cgcore::host

@@ -30,6 +30,9 @@ struct ThreadStat {
   char state = '?';    // field 3
   Pid ppid = 0;        // field 4: the parent process
   uint32_t flags = 0;  // field 9: PF_*
+  uint64_t utime = 0;  // field 14: user time, clock ticks
+  uint64_t stime = 0;  // field 15: system time, clock ticks
+  int nice = 0;        // field 19
   uint64_t start = 0;  // field 22: start time, clock ticks after boot
   // Exited (zombie or dead): no longer a task of any cgroup here.
   bool dead() const { return state == 'Z' || state == 'X' || state == 'x'; }
@@ -67,20 +70,39 @@ class ProcFs {
   // Whether this is the host's /proc (effects and the connector apply only
   // to it).
   bool is_host() const { return root_ == "/proc"; }
+  // The pidfs inode number of the live (or zombie) task `pid`: the same for
+  // the same task however often asked, never the same for a later task
+  // with that pid (pidfs counts them in 64 bits; Linux 6.9+). 0 if there is
+  // no such task, no pidfs, or this is not the host's /proc
+  // (docs/host.md, "Process identity").
+  uint64_t pidfs_ino(Pid pid) const;
 
   // ROOT/TID/stat: any thread id (listed or not).
   std::optional<ThreadStat> stat(Pid tid) const;
   // ROOT/TGID/task/TID/stat.
   std::optional<ThreadStat> thread_stat(Pid tgid, Pid tid) const;
+  // The first field of ROOT/TGID/task/TID/schedstat: the thread's CPU
+  // time in ns (the scheduler's sum_exec_runtime).
+  std::optional<uint64_t> thread_runtime_ns(Pid tgid, Pid tid) const;
   // ROOT/TID/status.
   std::optional<ProcStatus> status(Pid tid) const;
   // The process ids listed in ROOT (nullopt if ROOT cannot be read).
   std::optional<std::vector<Pid>> pids() const;
   // The thread ids listed in ROOT/TGID/task (empty if gone).
   std::vector<Pid> tids(Pid tgid) const;
+  // The live children of every thread of the process (ROOT/TGID/task/*/
+  // children; empty if gone).
+  std::vector<Pid> children(Pid tgid) const;
+  // Whether the thread is inside clone, clone3, fork or vfork right now
+  // (ROOT/TGID/task/TID/syscall; false if gone or unreadable).
+  bool in_fork_call(Pid tgid, Pid tid) const;
   // One process with its live threads; nullopt if it is gone or has no live
   // thread left (a zombie waiting to be reaped).
   std::optional<ProcSnap> process(Pid tgid) const;
+  // The NSpid line of ROOT/TID/status: the task's id in each pid namespace
+  // from ROOT's down to its own (ROOT's id first). Empty if the task is gone
+  // or the kernel does not say.
+  std::vector<Pid> nspid(Pid tid) const;
 
  private:
   std::string root_;
@@ -89,6 +111,8 @@ class ProcFs {
 // Parsers, exposed for tests.
 std::optional<ThreadStat> parse_stat(std::string_view text);
 std::optional<ProcStatus> parse_status(std::string_view text);
+// The ids of the NSpid line of a status text (empty without one).
+std::vector<Pid> parse_nspid(std::string_view status_text);
 
 // Whether this process sees the initial pid namespace (NSpid of
 // /proc/self/status has one entry; true if the kernel does not say). The

@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 mnt=${1:-/tmp/cgcore}
 [ $# -gt 0 ] && shift
-cmake -S . -B build -G Ninja -DCMAKE_CXX_COMPILER=clang++ >/dev/null
-ninja -C build cgcorefs >/dev/null
+# The build's output stays visible: a failure shows its compiler errors, and
+# set -e stops here with ninja's status.
+cmake -S . -B build -G Ninja -DCMAKE_CXX_COMPILER=clang++ >&2
+ninja -C build cgcorefs cgctl >&2
 mkdir -p "$mnt"
 echo "cgcorefs: mounting on $mnt (Ctrl-C to unmount)" >&2
 exec build/tools/cgcorefs --foreground "$@" "$mnt"

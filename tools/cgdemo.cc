@@ -15,6 +15,7 @@
 
 #include "core/engine.h"
 #include "core/migration.h"
+#include "tools/common/cli.h"
 
 namespace {
 
@@ -84,21 +85,19 @@ void show(Engine& engine, Hierarchy& h, const char* title) {
 
 int main(int argc, char** argv) {
   int nproc = 3;
-  for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--tasks") && i + 1 < argc) {
-      nproc = std::atoi(argv[++i]);
-    } else {
-      std::fprintf(stderr, "usage: cgdemo [--tasks N]\n");
-      return 2;
-    }
-  }
-  if (nproc < 1) {
-    std::fprintf(stderr, "cgdemo: --tasks needs a positive number\n");
-    return 2;
-  }
+  CLI::App app{"cgdemo: a short tour of the cgcore engine (a demonstration controller, "
+               "cgroups, virtual tasks, all-or-nothing migration)",
+               "cgdemo"};
+  cgcore::tools::standard_options(app, "cgdemo");
+  app.add_option("--tasks", nproc, "virtual processes of 4 threads each (default 3)")
+      ->check(CLI::Range(1, 100000));
+  if (int rc = cgcore::tools::parse(app, argc, argv); rc >= 0) return rc;
   Engine engine;
   auto* cap = new CapController;
-  if (!engine.register_controller(std::unique_ptr<Controller>(cap)).ok()) return 1;
+  if (auto st = engine.register_controller(std::unique_ptr<Controller>(cap)); !st.ok()) {
+    std::fprintf(stderr, "cgdemo: registering the cap controller: %s\n", st.status().message().c_str());
+    return cgcore::tools::kExitFailure;
+  }
 
   std::printf("1. A v1 hierarchy with the cap controller, beside the default one\n");
   auto v1 = engine.mount({"cap"}, "");

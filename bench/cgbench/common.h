@@ -70,7 +70,14 @@ std::vector<Row> bench_mkdir(const Config& cfg, KernelCgroups& k, CgcorefsMount&
 std::vector<Row> bench_reads(const Config& cfg, KernelCgroups& k, CgcorefsMount& m,
                              const std::string& mount_why);
 std::vector<Row> bench_fork_exit(const Config& cfg);
+// Supervision's cost (cgexec), supervised / plain; needs the mount in host mode.
+std::vector<Row> bench_supervised(const Config& cfg, CgcorefsMount& m, const std::string& mount_why);
+// Journaling's cost through the mount (on vs --no-state) and the restart
+// time with many cgroups and processes (bench/cgbench/journal.cc).
+std::vector<Row> bench_journal(const Config& cfg);
 std::vector<Row> bench_transfer(const Config& cfg);
+// The mount over /dev/fuse and over io_uring side by side (its own mounts).
+std::vector<Row> bench_transports(const Config& cfg, KernelCgroups& k);
 std::vector<Row> bench_memory(const Config& cfg);
 std::vector<Row> bench_concurrency(const Config& cfg);
 

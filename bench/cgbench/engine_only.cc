@@ -339,8 +339,11 @@ std::vector<Row> bench_memory(const Config& cfg) {
 // Two threads fork + exit as fast as they can (each from its own process in
 // cgroup a; memory and pids enabled), for a fixed time, while a third
 // thread: does nothing (none), moves an unrelated one-thread process between
-// a and b continuously (unrelated), or moves the two forking processes
-// themselves between a and b (forkers; their threadgroup locks contend).
+// a and b continuously (unrelated), moves the two forking processes
+// themselves between a and b (forkers; their threadgroup locks contend), or
+// only spins without touching the engine (spin). The spin phase separates
+// what a busy third thread changes by taking CPU time (three threads on
+// fewer than three CPUs) from what its engine calls change.
 std::vector<Row> bench_concurrency(const Config& cfg) {
   const int rounds = cfg.quick ? 3 : 8;
   const int64_t phase_ns = cfg.quick ? 250'000'000 : 1'000'000'000;
@@ -353,7 +356,7 @@ std::vector<Row> bench_concurrency(const Config& cfg) {
   for (Pid& f : forker) f = bed.make_process(1);
   mover = bed.make_process(1);
 
-  enum Mode { kNone, kUnrelated, kForkers };
+  enum Mode { kNone, kUnrelated, kForkers, kSpin };
   auto phase = [&](Mode mode, double* migrations_per_s) {
     std::atomic<bool> stop{false};
     std::atomic<int64_t> forks{0}, moves{0};
@@ -373,6 +376,11 @@ std::vector<Row> bench_concurrency(const Config& cfg) {
     auto move_loop = [&] {
       int64_t n = 0;
       bool in_b = false;
+      if (mode == kSpin) {
+        volatile uint64_t sink = 0;
+        while (!stop.load(std::memory_order_relaxed)) sink = sink + 1;
+        return;
+      }
       while (!stop.load(std::memory_order_relaxed)) {
         Cgroup& dst = in_b ? *bed.a2 : *bed.b2;
         Status st = mode == kUnrelated ? e.migrate_process(mover, dst)
@@ -401,12 +409,13 @@ std::vector<Row> bench_concurrency(const Config& cfg) {
     return static_cast<double>(forks.load()) / secs;
   };
 
-  Samples none, unrelated, forkers, mig_u, mig_f;
+  Samples none, unrelated, forkers, spin, mig_u, mig_f;
   for (int r = 0; r < rounds; ++r) {
     double m1 = 0, m2 = 0;
     none.add(phase(kNone, nullptr));
     unrelated.add(phase(kUnrelated, &m1));
     forkers.add(phase(kForkers, &m2));
+    spin.add(phase(kSpin, nullptr));
     mig_u.add(m1);
     mig_f.add(m2);
   }
@@ -422,6 +431,10 @@ std::vector<Row> bench_concurrency(const Config& cfg) {
                            unrelated.median() / none.median(), "x", "with / without migrations"));
   rows.push_back(value_row("fork_exit_throughput_ratio_migrating_forkers",
                            forkers.median() / none.median(), "x", "with / without migrations"));
+  rows.push_back(value_row("fork_exit_throughput_ratio_spinning_other", spin.median() / none.median(),
+                           "x",
+                           "a third thread only spins (" + std::to_string(std::thread::hardware_concurrency()) +
+                               " CPUs), never touching the engine"));
   rows.push_back(value_row("migrations_per_s_other", mig_u.median(), "ops/s",
                            "the migrating thread's rate meanwhile"));
   rows.push_back(value_row("migrations_per_s_forkers", mig_f.median(), "ops/s",

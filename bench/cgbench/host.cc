@@ -78,6 +78,7 @@ void unmount(const std::string& dir, pid_t daemon) {
   }
   std::vector<std::string> dirs;
   std::vector<std::pair<std::string, pid_t>> mounts;
+  std::vector<std::pair<std::string, std::string>> params;
   std::istringstream in(buf);
   std::string line;
   while (std::getline(in, line)) {
@@ -86,12 +87,22 @@ void unmount(const std::string& dir, pid_t daemon) {
       size_t sp = line.find(' ', 2);
       mounts.emplace_back(line.substr(sp + 1), static_cast<pid_t>(std::atoi(line.c_str() + 2)));
     }
+    if (line.rfind("P ", 0) == 0) {
+      size_t sp = line.find(' ', 2);
+      if (sp != std::string::npos) params.emplace_back(line.substr(sp + 1), line.substr(2, sp - 2));
+    }
   }
   for (auto& [dir, daemon] : mounts) {
     struct stat st;
     if (stat(dir.c_str(), &st) == 0 || errno == ENOTCONN) unmount(dir, daemon);
   }
   for (const std::string& d : dirs) remove_cgroup_tree(d);
+  for (auto& [path, value] : params) {
+    int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) continue;
+    (void)!write(fd, value.data(), value.size());
+    close(fd);
+  }
   _exit(0);
 }
 
@@ -129,6 +140,10 @@ void guard_add_cgroup_dir(const std::string& path) { guard_send("D " + path); }
 
 void guard_add_mount(const std::string& dir, pid_t daemon) {
   guard_send("M " + std::to_string(daemon) + " " + dir);
+}
+
+void guard_restore_param(const std::string& path, const std::string& value) {
+  guard_send("P " + value + " " + path);
 }
 
 void guard_track(pid_t pid) {

@@ -7,8 +7,9 @@
 //   * a watchdog process, forked first and in a session of its own, is told
 //     of each such directory (and of each FUSE mount) through a pipe; when
 //     the pipe closes — cgbench ended, normally, by a signal, or killed —
-//     it kills whatever is left in those cgroups, removes them bottom-up and
-//     unmounts the mounts;
+//     it kills whatever is left in those cgroups, removes them bottom-up,
+//     unmounts the mounts and puts back the kernel parameters cgbench
+//     changed;
 //   * SIGINT, SIGTERM, SIGHUP and SIGQUIT kill cgbench's children, close
 //     the pipe and wait for the watchdog before exiting (128 + signal);
 //   * every child process has PR_SET_PDEATHSIG(SIGKILL) towards its parent.
@@ -28,6 +29,9 @@ namespace cgbench {
 void guard_start();
 void guard_add_cgroup_dir(const std::string& path);
 void guard_add_mount(const std::string& dir, pid_t daemon);
+// A kernel parameter file (one line, e.g. /sys/module/fuse/parameters/
+// enable_uring) that gets `value` written back after the mounts are gone.
+void guard_restore_param(const std::string& path, const std::string& value);
 // Children killed by the signal handler (at most 64 at a time).
 void guard_track(pid_t pid);
 void guard_untrack(pid_t pid);

@@ -7,9 +7,10 @@
 //
 // Sections: memory, forkexit, transfer, concurrency (the engine alone, each
 // in a child process), moves, threads, mkdir, reads (kernel, engine and the
-// cgcorefs mount, round by round). Where the kernel's cgroups are not
-// writable (or with --no-kernel) cgbench says so and prints cgcore's
-// figures alone. It removes everything it created under /sys/fs/cgroup,
+// cgcorefs mount, round by round), supervised (what cgexec's supervision
+// costs a process), transports (the mount over /dev/fuse and over
+// io_uring). Where the kernel's cgroups are not writable (or with
+// --no-kernel) cgbench says so and prints cgcore's figures alone. It removes everything it created under /sys/fs/cgroup,
 // also when interrupted (see bench/cgbench/host.h).
 #include <sys/utsname.h>
 #include <unistd.h>
@@ -24,20 +25,10 @@
 
 #include "bench/cgbench/common.h"
 #include "bench/cgbench/stats.h"
+#include "tools/common/cli.h"
 
 namespace cgbench {
 namespace {
-
-constexpr const char* kUsage =
-    "usage: cgbench [--quick] [--json FILE] [--no-kernel] [--no-mount] [--only SECTION,...]\n"
-    "  --quick       a smaller run (under a minute): fewer rounds, smaller sizes where\n"
-    "                noted (memory figures are then per unit from fewer objects)\n"
-    "  --json FILE   also write the rows as a JSON array of\n"
-    "                {\"name\", \"cgcore\", \"kernel\", \"ratio\", \"unit\"}\n"
-    "  --no-kernel   do not touch the kernel's cgroups (cgcore's figures alone)\n"
-    "  --no-mount    do not mount cgcorefs\n"
-    "  --only LIST   sections: memory,forkexit,transfer,concurrency,moves,threads,mkdir,reads\n"
-    "ratio = kernel / cgcore for times: higher means cgcore is faster.\n";
 
 std::string cpu_model() {
   std::ifstream in("/proc/cpuinfo");
@@ -73,33 +64,30 @@ void set_target(std::vector<Row>& rows, const std::string& name, const std::stri
 
 int run(int argc, char** argv) {
   Config cfg;
-  for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i];
-    if (a == "--quick") {
-      cfg.quick = true;
-    } else if (a == "--json" && i + 1 < argc) {
-      cfg.json = argv[++i];
-    } else if (a.rfind("--json=", 0) == 0) {
-      cfg.json = a.substr(7);
-    } else if (a == "--no-kernel") {
-      cfg.no_kernel = true;
-    } else if (a == "--no-mount") {
-      cfg.no_mount = true;
-    } else if (a == "--only" && i + 1 < argc) {
-      std::string list = argv[++i];
-      for (size_t pos = 0; pos <= list.size();) {
-        size_t c = list.find(',', pos);
-        if (c == std::string::npos) c = list.size();
-        if (c > pos) cfg.only.push_back(list.substr(pos, c - pos));
-        pos = c + 1;
-      }
-    } else if (a == "-h" || a == "--help") {
-      fputs(kUsage, stdout);
-      return 0;
-    } else {
-      fprintf(stderr, "cgbench: unknown argument %s\n%s", a.c_str(), kUsage);
-      return 2;
-    }
+  std::string only;
+  CLI::App app{"cgbench: cgcore against the host kernel's cgroups, on the same work, in one run "
+               "(docs/performance.md)",
+               "cgbench"};
+  cgcore::tools::standard_options(app, "cgbench",
+                                  "ratio = kernel / cgcore for times: higher means cgcore is faster.");
+  app.add_flag("--quick", cfg.quick,
+               "a smaller run (under a minute): fewer rounds, smaller sizes where noted "
+               "(memory figures are then per unit from fewer objects)");
+  app.add_option("--json", cfg.json,
+                 "also write the rows as a JSON array of {name, cgcore, kernel, ratio, unit}")
+      ->type_name("FILE");
+  app.add_flag("--no-kernel", cfg.no_kernel, "do not touch the kernel's cgroups (cgcore's figures alone)");
+  app.add_flag("--no-mount", cfg.no_mount, "do not mount cgcorefs");
+  app.add_option("--only", only,
+                 "sections, comma-separated: memory,forkexit,transfer,concurrency,moves,threads,"
+                 "mkdir,reads,supervised,transports,journal")
+      ->type_name("LIST");
+  if (int rc = cgcore::tools::parse(app, argc, argv); rc >= 0) return rc;
+  for (size_t pos = 0; pos <= only.size() && !only.empty();) {
+    size_t c = only.find(',', pos);
+    if (c == std::string::npos) c = only.size();
+    if (c > pos) cfg.only.push_back(only.substr(pos, c - pos));
+    pos = c + 1;
   }
   cfg.self_dir = self_dir();
   setvbuf(stdout, nullptr, _IOLBF, 0);
@@ -138,7 +126,8 @@ int run(int argc, char** argv) {
 
   // Against the kernel (and the mount).
   const bool compare = cfg.wants("moves") || cfg.wants("threads") || cfg.wants("mkdir") ||
-                       cfg.wants("reads");
+                       cfg.wants("reads") || cfg.wants("supervised") || cfg.wants("transports") ||
+                       cfg.wants("journal");
   KernelCgroups k;
   CgcorefsMount mount;
   std::string mount_why = "n/a (--no-mount)";
@@ -168,7 +157,10 @@ int run(int argc, char** argv) {
     section("threads", [&] { return bench_threads(cfg, k); });
     section("mkdir", [&] { return bench_mkdir(cfg, k, mount, mount_why); });
     section("reads", [&] { return bench_reads(cfg, k, mount, mount_why); });
+    section("supervised", [&] { return bench_supervised(cfg, mount, mount_why); });
+    if (!cfg.no_mount) section("journal", [&] { return bench_journal(cfg); });
     mount.stop();
+    section("transports", [&] { return bench_transports(cfg, k); });
     k.cleanup();
   }
   guard_finish();
@@ -178,6 +170,11 @@ int run(int argc, char** argv) {
   set_target(rows, "mkdir_rmdir_engine", ">= 20", 20);
   set_target(rows, "move_1thread_mount", ">= 0.333 (3x)", 1.0 / 3);
   set_target(rows, "read_procs_10000_mount", ">= 0.5 (2x)", 0.5);
+  for (Row& r : rows)
+    if ((r.name == "fork_exit_supervised_vs_plain" || r.name == "mmap_supervised_vs_plain") && r.cgcore) {
+      r.target = "<= 1.5";
+      r.met = *r.cgcore <= 1.5;
+    }
   for (Row& r : rows)
     if (r.name == "mm_owner_baseline_leader_first_1e6_vs_1e3" && r.cgcore) {
       r.target = "> 1.5 (grows)";

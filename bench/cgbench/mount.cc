@@ -15,7 +15,29 @@
 
 namespace cgbench {
 
-bool CgcorefsMount::start(const std::string& binary, std::string* why) {
+namespace {
+// Removes a daemon's state directory (its journal and freezer record).
+void remove_state(const std::string& state) {
+  if (state.empty()) return;
+  for (const char* f : {"/journal", "/journal.tmp", "/stopped", "/stopped.tmp"}) unlink((state + f).c_str());
+  rmdir(state.c_str());
+}
+}  // namespace
+
+pid_t CgcorefsMount::server_pid() const {
+  FILE* f = fopen((dir_ + "/.cgcore/daemon").c_str(), "re");
+  if (!f) return 0;
+  char key[32];
+  long v;
+  pid_t pid = 0;
+  while (fscanf(f, "%31s %ld", key, &v) == 2)
+    if (std::string(key) == "server") pid = static_cast<pid_t>(v);
+  fclose(f);
+  return pid;
+}
+
+bool CgcorefsMount::start(const std::string& binary, std::string* why, std::vector<std::string> extra) {
+  extra_ = std::move(extra);
   if (access(binary.c_str(), X_OK) != 0) {
     *why = "n/a (cgcorefs not built)";
     return false;
@@ -35,6 +57,11 @@ bool CgcorefsMount::try_start(const std::string& binary, bool sim, std::string* 
     return false;
   }
   std::string dir = tmpl;
+  state_ = dir + ".state";
+  std::vector<std::string> args = {binary, "--foreground", "--layout", "hybrid", "--state", state_};
+  if (sim) args.insert(args.end(), {"--sim", "--sim-tasks", std::to_string(kSimTasks)});
+  args.insert(args.end(), extra_.begin(), extra_.end());
+  args.push_back(dir);
   struct stat before;
   stat(dir.c_str(), &before);
   const pid_t parent = getpid();
@@ -44,13 +71,10 @@ bool CgcorefsMount::try_start(const std::string& binary, bool sim, std::string* 
     if (getppid() != parent) _exit(1);
     // Its log (one line per start) would clutter cgbench's table.
     if (FILE* f = freopen("/dev/null", "w", stderr); !f) _exit(1);
-    std::string tasks = std::to_string(kSimTasks);
-    if (sim)
-      execl(binary.c_str(), binary.c_str(), "--foreground", "--layout", "hybrid", "--sim",
-            "--sim-tasks", tasks.c_str(), dir.c_str(), static_cast<char*>(nullptr));
-    else
-      execl(binary.c_str(), binary.c_str(), "--foreground", "--layout", "hybrid", dir.c_str(),
-            static_cast<char*>(nullptr));
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(binary.c_str(), argv.data());
     _exit(127);
   }
   if (pid < 0) {
@@ -74,6 +98,7 @@ bool CgcorefsMount::try_start(const std::string& binary, bool sim, std::string* 
     if (waitpid(pid, &status, WNOHANG) == pid) {
       guard_untrack(pid);
       rmdir(dir.c_str());
+      remove_state(state_);
       *why = "cgcorefs exited with status " + std::to_string(WEXITSTATUS(status));
       return false;
     }
@@ -84,6 +109,7 @@ bool CgcorefsMount::try_start(const std::string& binary, bool sim, std::string* 
   guard_untrack(pid);
   umount2(dir.c_str(), MNT_DETACH);
   rmdir(dir.c_str());
+  remove_state(state_);
   *why = "no mount after 10 s";
   return false;
 }
@@ -102,6 +128,7 @@ void CgcorefsMount::stop() {
   }
   umount2(dir_.c_str(), MNT_DETACH);  // if it did not
   rmdir(dir_.c_str());
+  remove_state(state_);
   guard_untrack(daemon_);
   daemon_ = -1;
 }

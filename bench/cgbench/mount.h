@@ -7,14 +7,22 @@
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 
 namespace cgbench {
 
 class CgcorefsMount {
  public:
   ~CgcorefsMount() { stop(); }
+  // Options given to cgcorefs before the mount point (e.g. --transport=dev),
+  // for the next start().
+  void set_extra_args(std::vector<std::string> args) { extra_ = std::move(args); }
   // Mounts; on failure `why` says why ("n/a (cgcorefs not built)").
-  bool start(const std::string& binary, std::string* why);
+  // `extra`: more cgcorefs options ("--no-state"). The daemon keeps its
+  // state in a temporary directory removed by stop().
+  bool start(const std::string& binary, std::string* why, std::vector<std::string> extra = {});
+  // The .cgcore/daemon line "server PID" (0 if unreadable).
+  pid_t server_pid() const;
   void stop();
   bool ok() const { return daemon_ > 0; }
   bool sim() const { return sim_; }
@@ -22,10 +30,12 @@ class CgcorefsMount {
   std::string pids_dir() const { return dir_ + "/pids"; }
   std::string unified_dir() const { return dir_ + "/unified"; }
   std::string mode() const { return sim_ ? "--sim" : "host mode"; }
+  const std::string& dir() const { return dir_; }
 
  private:
   bool try_start(const std::string& binary, bool sim, std::string* why);
-  std::string dir_;
+  std::vector<std::string> extra_;
+  std::string dir_, state_;
   pid_t daemon_ = -1;
   bool sim_ = false;
 };

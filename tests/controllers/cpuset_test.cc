@@ -44,7 +44,19 @@ struct MmCall {
 class CpusetTest : public ::testing::Test {
  protected:
   explicit CpusetTest(CpusetTopology topo, bool v2 = false) {
-    auto c = std::make_unique<CpusetController>(std::move(topo));
+    CpusetController::Sinks sinks;
+    sinks.affinity = [this](Pid tid, const CpuSet& cpus, const CpuSet& mems,
+                            CpusetController::AffinityCause cause) {
+      MutexLock l(mu);
+      causes[tid] = cause;
+      calls.push_back({tid, cpus.to_string(), mems.to_string()});
+      last[tid] = {cpus.to_string(), mems.to_string()};
+    };
+    sinks.mm_migration = [this](Pid tgid, const CpuSet& from, const CpuSet& to) {
+      MutexLock l(mu);
+      mm_calls.push_back({tgid, from.to_string(), to.to_string()});
+    };
+    auto c = std::make_unique<CpusetController>(std::move(topo), std::move(sinks));
     auto a = std::make_unique<TestController>("alpha");
     cpuset = c.get();
     alpha = a.get();
@@ -58,15 +70,6 @@ class CpusetTest : public ::testing::Test {
     } else {
       hier = &engine.default_hierarchy();
     }
-    cpuset->set_affinity_sink([this](Pid tid, const CpuSet& cpus, const CpuSet& mems) {
-      MutexLock l(mu);
-      calls.push_back({tid, cpus.to_string(), mems.to_string()});
-      last[tid] = {cpus.to_string(), mems.to_string()};
-    });
-    cpuset->set_mm_migration_sink([this](Pid tgid, const CpuSet& from, const CpuSet& to) {
-      MutexLock l(mu);
-      mm_calls.push_back({tgid, from.to_string(), to.to_string()});
-    });
   }
   ~CpusetTest() override {
     Status st = engine.check_invariants();
@@ -147,6 +150,12 @@ class CpusetTest : public ::testing::Test {
   std::vector<SinkCall> calls CG_GUARDED_BY(mu);
   std::vector<MmCall> mm_calls CG_GUARDED_BY(mu);
   std::map<Pid, std::pair<std::string, std::string>> last CG_GUARDED_BY(mu);
+  std::map<Pid, CpusetController::AffinityCause> causes CG_GUARDED_BY(mu);
+  // Why `tid` got its last sink call.
+  CpusetController::AffinityCause cause_of(Pid tid) {
+    MutexLock l(mu);
+    return causes.at(tid);
+  }
 };
 
 // v1, 4 CPUs (0-3) and 2 nodes (0-1).
@@ -509,7 +518,7 @@ TEST_F(CpusetV1, CloneChildrenCopiesTheParentsSets) {
   EXPECT_TRUE(engine.migrate_process(p, *cl).ok());
   // host: no cloning next to an exclusive sibling.
   ASSERT_EQ(wr(*a, "cpuset.cpu_exclusive", "1"), 0);
-  CgroupPtr x = mkset(*a, "x", "", "");
+  CgroupPtr x = mkset(*a, "x", "\n", "\n");  // "\n" empties (a zero-length write does nothing)
   ASSERT_EQ(wr(*x, "cpuset.cpu_exclusive", "1"), 0);
   CgroupPtr cl2 = mk(*a, "clone2");
   EXPECT_EQ(rd(*cl2, "cpuset.cpus"), "\n");
@@ -544,9 +553,11 @@ TEST_F(CpusetV1, SinkGetsEveryMoverAndEveryForkedTask) {
   ASSERT_TRUE(engine.migrate_process(p, *a).ok());
   EXPECT_EQ(show(take_calls()),
             (std::vector<std::string>{call(p, "1-2", "1"), call(*t, "1-2", "1")}));
+  EXPECT_EQ(cause_of(p), CpusetController::AffinityCause::kMove);
   Result<Pid> child = engine.fork(p);
   ASSERT_TRUE(child.ok());
   EXPECT_EQ(show(take_calls()), std::vector<std::string>{call(*child, "1-2", "1")});
+  EXPECT_EQ(cause_of(*child), CpusetController::AffinityCause::kFork);
   Result<Pid> thr = engine.clone_thread(*child);
   ASSERT_TRUE(thr.ok());
   EXPECT_EQ(show(take_calls()), std::vector<std::string>{call(*thr, "1-2", "1")});
@@ -561,10 +572,16 @@ TEST_F(CpusetV1, SinkGetsEveryMoverAndEveryForkedTask) {
   EXPECT_EQ(cpuset->effective_cpus_of(engine, *t).value(), CpuSet::Range(1, 2));
   EXPECT_EQ(cpuset->effective_mems_of(engine, s).value(), CpuSet::Range(0, 1));
   EXPECT_EQ(cpuset->effective_cpus_of(engine, 999999).err(), ESRCH);
-  // No sink, no calls (and no crash).
-  cpuset->set_affinity_sink(nullptr);
-  ASSERT_TRUE(engine.fork(p).ok());
-  ASSERT_TRUE(engine.migrate_process(p, root()).ok());
+  // A cpuset built without sinks works the same (nothing to call).
+  Engine bare;
+  ASSERT_TRUE(bare.register_controller(std::make_unique<CpusetController>(CpusetTopology::uniform(4, 2))).ok());
+  Result<Pid> q = bare.spawn({});
+  ASSERT_TRUE(q.ok());
+  ASSERT_TRUE(bare.fork(*q).ok());
+  Result<CgroupPtr> c = bare.mkdir(bare.default_hierarchy().root(), "c");
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE(bare.migrate_process(*q, **c).ok());
+  EXPECT_TRUE(bare.check_invariants().ok());
 }
 
 TEST_F(CpusetV1, SinkGetsTheTasksOfACpusetWhoseSetsChange) {
@@ -835,11 +852,11 @@ TEST_F(CpusetV2, AttachIsNeverRefusedAndTasksBelowFollowTheirCss) {
   EXPECT_EQ(cpuset->effective_cpus_of(engine, p).value(), CpuSet::Of({3}));
   // A populated cpuset cannot drop its last CPU (the kernel's check applies
   // to both hierarchies).
-  EXPECT_EQ(wr(*a, "cpuset.cpus", ""), ENOSPC);
+  EXPECT_EQ(wr(*a, "cpuset.cpus", "\n"), ENOSPC);
   // Moving back to the root changes the sets: the task hears.
   ASSERT_TRUE(engine.migrate_process(p, root()).ok());
   EXPECT_EQ(show(take_calls()), std::vector<std::string>{call(p, "0-3", "0-1")});
-  EXPECT_EQ(wr(*a, "cpuset.cpus", ""), 0);
+  EXPECT_EQ(wr(*a, "cpuset.cpus", "\n"), 0);
   EXPECT_EQ(rd(*a, "cpuset.cpus.effective"), "0-3\n");
 }
 

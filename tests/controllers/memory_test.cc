@@ -1,7 +1,7 @@
 // The memory controller: files and their formats (compared with the host's
 // 6.18 cgroup v1 memory controller, see docs/controllers/memory.md), charges
 // and limits up the hierarchy, mm->memcg kept in sync through fork / exec /
-// exit / migration (seed 003), charge moving at immigrate with its veto, the
+// exit / migration, charge moving at immigrate with its veto, the
 // v2 files, and concurrent charging.
 #include "controllers/memory.h"
 
@@ -202,9 +202,13 @@ TEST_F(MemoryTest, MoveChargeAtImmigrateValues) {
   }
   EXPECT_EQ(rd(*a, "memory.move_charge_at_immigrate"), "0\n");
   ASSERT_EQ(wr(*a, "memory.move_charge_at_immigrate", "3"), 0);
-  for (const char* v : {"4", "-1", "abc", " 0 ", "\n", "", "0x", "1 "}) {
+  for (const char* v : {"4", "-1", "abc", " 0 ", "\n", "0x", "1 "}) {
     EXPECT_EQ(wr(*a, "memory.move_charge_at_immigrate", v), EINVAL) << v;
   }
+  // Host: a zero-length write is accepted and changes nothing (no handler
+  // runs); a lone NUL hands the handler an empty text: EINVAL.
+  EXPECT_EQ(wr(*a, "memory.move_charge_at_immigrate", ""), 0);
+  EXPECT_EQ(wr(*a, "memory.move_charge_at_immigrate", std::string_view("\0", 1)), EINVAL);
   EXPECT_EQ(wr(*a, "memory.move_charge_at_immigrate", "99999999999999999999"), ERANGE);
   EXPECT_EQ(rd(*a, "memory.move_charge_at_immigrate"), "3\n");
   EXPECT_EQ(wr(root(), "memory.move_charge_at_immigrate", "1"), 0);
@@ -377,7 +381,7 @@ TEST_F(MemoryTest, ExecPointsTheFreshAddressSpaceAtTheTasksMemcg) {
   EXPECT_EQ(usage(*a), 0);  // the old address space went with its charges
   EXPECT_EQ(charged(p), 0);
   EXPECT_EQ(memcg(p), &css(*a));
-  // Seed 003: a thread migrated alone and then exec'ing takes its own
+  // A thread migrated alone and then exec'ing takes its own
   // cgroup's memcg to its new address space.
   Pid t = *engine.clone_thread(p);
   ASSERT_TRUE(charge(p, 4096).ok());
@@ -505,7 +509,7 @@ TEST_F(MemoryTest, OnlyALeadersMoveSwitchesTheAddressSpace) {
   ASSERT_TRUE(engine.migrate_thread(p, *b).ok());
   EXPECT_EQ(memcg(p), &css(*b));
   // A CLONE_VM child is a leader of its own process: it takes the shared
-  // address space along (seed 003's documented difference from mm->owner).
+  // address space along (cgcore's documented difference from mm->owner).
   Pid v = *engine.fork(p, {.share_mm = true});
   ASSERT_TRUE(engine.migrate_process(v, *a).ok());
   EXPECT_EQ(memcg(p), &css(*a));
@@ -941,6 +945,314 @@ TEST_F(MemoryTest, ConcurrentChargesForksExitsAndMigrations) {
   EXPECT_EQ(usage(root()), 0);
   EXPECT_EQ(usage(*a), 0);
   EXPECT_EQ(usage(*b), 0);
+}
+
+// ------------------------------------------------------------ enforcement (v1)
+
+// Every answer below was taken from the host kernel (6.18, a v1 memory
+// cgroup): memory.oom_control is a u64 file (kstrtoull, nothing stripped),
+// 0 or 1, EINVAL on the root.
+TEST_F(MemoryTest, OomControlFormatAndWritesMatchTheHost) {
+  constexpr const char* kClear = "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n";
+  constexpr const char* kSet = "oom_kill_disable 1\nunder_oom 0\noom_kill 0\n";
+  EXPECT_EQ(rd(root(), "memory.oom_control"), kClear);
+  EXPECT_EQ(wr(root(), "memory.oom_control", "1"), EINVAL);
+  EXPECT_EQ(wr(root(), "memory.oom_control", "0"), EINVAL);
+  auto a = mk(root(), "a");
+  EXPECT_EQ(rd(*a, "memory.oom_control"), kClear);
+  const std::pair<const char*, int> cases[] = {
+      {"1", 0},   {"0", 0},  {"2", EINVAL},    {"-1", EINVAL}, {" 1", EINVAL},
+      {"1 ", EINVAL}, {"abc", EINVAL}, {"18446744073709551615", EINVAL},
+      {"18446744073709551616", ERANGE}, {"0x1", 0}, {"0", 0}, {"+1", 0}, {"0", 0}, {"01", 0},
+      {"0", 0}, {"1\n", 0},
+  };
+  for (auto [text, err] : cases) EXPECT_EQ(wr(*a, "memory.oom_control", text), err) << text;
+  EXPECT_EQ(rd(*a, "memory.oom_control"), kSet);
+  // A new cgroup takes its parent's setting (the host kernel does); an
+  // existing one keeps its own.
+  auto b = mk(*a, "b");
+  EXPECT_EQ(rd(*b, "memory.oom_control"), kSet);
+  EXPECT_EQ(wr(*a, "memory.oom_control", "0"), 0);
+  EXPECT_EQ(rd(*b, "memory.oom_control"), kSet);
+  EXPECT_EQ(rd(*mk(*a, "c"), "memory.oom_control"), kClear);
+  // v1 has no memory.high / memory.oom.group.
+  EXPECT_EQ(rd(*a, "memory.high"), "<ENOENT>");
+  EXPECT_EQ(rd(*a, "memory.oom.group"), "<ENOENT>");
+}
+
+// force_charge: the memory is in use, so the charge lands past the limit,
+// counted as a refused one would be (failcnt at the refusing level); plain
+// charges are still refused while usage is over.
+TEST_F(MemoryTest, ForceChargePassesTheLimitAndOverLimitsReportsIt) {
+  auto a = mk(root(), "a");
+  auto b = mk(*a, "b");
+  ASSERT_EQ(wr(*a, "memory.limit_in_bytes", "8K"), 0);
+  Pid p = proc(b.get());
+  bool over = true;
+  ASSERT_TRUE(mem->force_charge(engine, p, 4096, &over).ok());
+  EXPECT_FALSE(over);
+  EXPECT_TRUE(mem->over_limits(engine).empty());
+  ASSERT_TRUE(mem->force_charge(engine, p, 3 * 4096 - 100, &over).ok());  // rounded up: 3 pages
+  EXPECT_TRUE(over);
+  EXPECT_EQ(usage(*a), 16384);
+  EXPECT_EQ(usage(*b), 16384);
+  EXPECT_EQ(charged(p), 16384);
+  EXPECT_EQ(num(*a, "memory.max_usage_in_bytes"), 16384);
+  EXPECT_EQ(failcnt(*a), 1);
+  EXPECT_EQ(failcnt(*b), 0);
+  EXPECT_EQ(charge(p, 4096).err(), ENOMEM);
+  EXPECT_EQ(failcnt(*a), 2);
+  std::vector<MemoryController::OverLimit> ol = mem->over_limits(engine);
+  ASSERT_EQ(ol.size(), 1u);
+  EXPECT_EQ(ol[0].cgroup, a->id());
+  EXPECT_EQ(ol[0].path, "/a");
+  EXPECT_EQ(ol[0].usage, 16384);
+  EXPECT_EQ(ol[0].max, 8192);
+  EXPECT_TRUE(ol[0].over_max);
+  EXPECT_FALSE(ol[0].kill_disabled);
+  // Errors as charge.
+  EXPECT_EQ(mem->force_charge(engine, 999999, 4096).err(), ESRCH);
+  EXPECT_EQ(mem->force_charge(engine, p, -1).err(), EINVAL);
+  ASSERT_TRUE(uncharge(p, 8192).ok());
+  EXPECT_TRUE(mem->over_limits(engine).empty());
+  ASSERT_TRUE(uncharge(p, 8192).ok());
+}
+
+TEST_F(MemoryTest, OverLimitsListsTheDeepestFirst) {
+  auto a = mk(root(), "a");
+  auto b = mk(*a, "b");
+  auto c = mk(*b, "c");
+  ASSERT_EQ(wr(*a, "memory.limit_in_bytes", "8K"), 0);
+  ASSERT_EQ(wr(*c, "memory.limit_in_bytes", "4K"), 0);
+  Pid p = proc(c.get());
+  ASSERT_TRUE(mem->force_charge(engine, p, 16384).ok());
+  // The charge failed first at c (the deepest level over its limit).
+  EXPECT_EQ(failcnt(*c), 1);
+  EXPECT_EQ(failcnt(*a), 0);
+  std::vector<MemoryController::OverLimit> ol = mem->over_limits(engine);
+  ASSERT_EQ(ol.size(), 2u);
+  EXPECT_EQ(ol[0].path, "/a/b/c");
+  EXPECT_EQ(ol[1].path, "/a");
+  ASSERT_TRUE(uncharge(p, 16384).ok());
+}
+
+// oom_kill_disable: begin_oom refuses the kill, the cgroup and its subtree
+// read under_oom 1 (the kernel marks the OOM domain's subtree) until usage
+// fits; one OOM is counted however often it is asked. oom_kill counts at
+// the victim's own cgroup (on the host a kill in a child leaves the
+// parent's oom_control at 0).
+TEST_F(MemoryTest, OomKillDisableAndOomCounts) {
+  auto a = mk(root(), "a");
+  auto b = mk(*a, "b");
+  ASSERT_EQ(wr(*a, "memory.limit_in_bytes", "8K"), 0);
+  ASSERT_EQ(wr(*a, "memory.oom_control", "1"), 0);
+  Pid p = proc(b.get());
+  ASSERT_TRUE(mem->force_charge(engine, p, 16384).ok());
+  std::vector<MemoryController::OverLimit> ol = mem->over_limits(engine);
+  ASSERT_EQ(ol.size(), 1u);
+  EXPECT_TRUE(ol[0].kill_disabled);
+  EXPECT_FALSE(mem->begin_oom(engine, a->id()));
+  EXPECT_FALSE(mem->begin_oom(engine, a->id()));
+  EXPECT_EQ(css(*a).events_local[MemCss::kOom].load(), 1);
+  EXPECT_EQ(rd(*a, "memory.oom_control"), "oom_kill_disable 1\nunder_oom 1\noom_kill 0\n");
+  EXPECT_EQ(rd(*b, "memory.oom_control"), "oom_kill_disable 0\nunder_oom 1\noom_kill 0\n");
+  EXPECT_EQ(rd(root(), "memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n");
+  // Still over: still under_oom. Fits: over.
+  (void)mem->over_limits(engine);
+  EXPECT_NE(rd(*a, "memory.oom_control").find("under_oom 1"), std::string::npos);
+  ASSERT_TRUE(uncharge(p, 8192).ok());
+  EXPECT_TRUE(mem->over_limits(engine).empty());
+  EXPECT_EQ(rd(*a, "memory.oom_control"), "oom_kill_disable 1\nunder_oom 0\noom_kill 0\n");
+  // Enabled: the OOM may kill; each begin_oom is one more OOM.
+  ASSERT_TRUE(mem->force_charge(engine, p, 8192).ok());
+  ASSERT_EQ(wr(*a, "memory.oom_control", "0"), 0);
+  EXPECT_TRUE(mem->begin_oom(engine, a->id()));
+  EXPECT_EQ(css(*a).events_local[MemCss::kOom].load(), 2);
+  mem->count_oom_kill(engine, p);
+  EXPECT_EQ(rd(*b, "memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n");
+  EXPECT_EQ(rd(*a, "memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 0\n");
+  // v1 never kills groups.
+  auto g = mem->oom_group(engine, p, a->id());
+  ASSERT_TRUE(g.ok());
+  EXPECT_EQ(g->cgroup, 0u);
+  EXPECT_TRUE(g->tgids.empty());
+  // A removed cgroup: nothing to do.
+  auto gone = mk(root(), "gone");
+  const uint64_t gone_id = gone->id();
+  ASSERT_TRUE(engine.rmdir(*gone).ok());
+  EXPECT_FALSE(mem->begin_oom(engine, gone_id));
+  EXPECT_EQ(mem->oom_candidates(engine, gone_id).err(), ENOENT);
+  EXPECT_EQ(mem->oom_group(engine, p, gone_id).err(), ENOENT);
+  ASSERT_TRUE(uncharge(p, 16384).ok());
+}
+
+TEST_F(MemoryTest, OomCandidatesAreTheSubtreesProcessesLargestFirst) {
+  auto a = mk(root(), "a");
+  auto b = mk(*a, "b");
+  auto other = mk(root(), "other");
+  Pid p1 = proc(a.get()), p2 = proc(b.get()), p3 = proc(other.get()), p4 = proc(a.get());
+  ASSERT_TRUE(engine.clone_thread(p2).ok());  // a process counts once, whatever its threads
+  ASSERT_TRUE(charge(p1, 4096).ok());
+  ASSERT_TRUE(charge(p2, 12288).ok());
+  ASSERT_TRUE(charge(p3, 65536).ok());
+  auto c = mem->oom_candidates(engine, a->id());
+  ASSERT_TRUE(c.ok());
+  ASSERT_EQ(c->size(), 3u);
+  EXPECT_EQ((*c)[0].tgid, p2);
+  EXPECT_EQ((*c)[0].bytes, 12288);
+  EXPECT_EQ((*c)[1].tgid, p1);
+  EXPECT_EQ((*c)[2].tgid, p4);
+  EXPECT_EQ((*c)[2].bytes, 0);
+  c = mem->oom_candidates(engine, b->id());
+  ASSERT_TRUE(c.ok());
+  ASSERT_EQ(c->size(), 1u);
+  EXPECT_EQ((*c)[0].tgid, p2);
+  // Not a cgroup of the memory hierarchy.
+  EXPECT_EQ(mem->oom_candidates(engine, engine.default_hierarchy().root().id()).err(), ENOENT);
+}
+
+// The enforcement queries run beside chargers (the host's memory pass
+// beside fs requests and exits): no race, and the accounts add up.
+TEST_F(MemoryTest, EnforcementQueriesRunBesideCharges) {
+  auto a = mk(root(), "a");
+  auto b = mk(*a, "b");
+  ASSERT_EQ(wr(*a, "memory.limit_in_bytes", "16K"), 0);
+  constexpr int kThreads = 3;
+  std::vector<Pid> pids;
+  for (int i = 0; i < kThreads; ++i) pids.push_back(proc(i % 2 ? b.get() : a.get()));
+  std::atomic<bool> done{false};
+  std::vector<std::thread> chargers;
+  for (Pid p : pids)
+    chargers.emplace_back([&, p] {
+      for (int i = 0; i < 2000; ++i) {
+        EXPECT_TRUE(mem->force_charge(engine, p, 8192).ok());
+        EXPECT_TRUE(uncharge(p, 8192).ok());
+      }
+    });
+  std::thread enforcer([&] {
+    while (!done.load()) {
+      for (const MemoryController::OverLimit& o : mem->over_limits(engine)) {
+        auto c = mem->oom_candidates(engine, o.cgroup);
+        if (c.ok() && !c->empty() && mem->begin_oom(engine, o.cgroup)) {
+          (void)mem->oom_group(engine, c->front().tgid, o.cgroup);
+          mem->count_oom_kill(engine, c->front().tgid);
+        }
+      }
+      (void)read_file(engine, *a, "memory.oom_control");
+      (void)write_file(engine, *b, "memory.oom_control", "1");
+      (void)write_file(engine, *b, "memory.oom_control", "0");
+    }
+  });
+  for (std::thread& t : chargers) t.join();
+  done.store(true);
+  enforcer.join();
+  EXPECT_EQ(usage(*a), 0);
+}
+
+// ------------------------------------------------------------ enforcement (v2)
+
+// memory.high takes memory.max's format; memory.oom.group is the kernel's
+// memory_oom_group_write: strstrip, kstrtoint base 0, 0 or 1 (EINVAL
+// otherwise, ERANGE past int). Neither is on the root. (The host binds
+// memory to v1: these follow the kernel's source.)
+TEST_F(MemoryV2Test, HighAndOomGroupFiles) {
+  ASSERT_TRUE(engine.set_subtree_control(root(), mine(), {}).ok());
+  auto a = *engine.mkdir(root(), "a");
+  EXPECT_EQ(rd(root(), "memory.high"), "<ENOENT>");
+  EXPECT_EQ(rd(root(), "memory.oom.group"), "<ENOENT>");
+  EXPECT_EQ(rd(*a, "memory.oom_control"), "<ENOENT>");
+  EXPECT_EQ(rd(*a, "memory.high"), "max\n");
+  EXPECT_EQ(rd(*a, "memory.oom.group"), "0\n");
+  const std::pair<const char*, int> high[] = {
+      {"1M", 0}, {"max", 0}, {" max\n", 0}, {"5000", 0}, {"-1", EINVAL}, {"abc", EINVAL},
+      {"1.5k", EINVAL}, {"1 k", EINVAL}, {"MAX", EINVAL},
+  };
+  for (auto [text, err] : high) EXPECT_EQ(write_file(engine, *a, "memory.high", text).err(), err) << text;
+  EXPECT_EQ(rd(*a, "memory.high"), "4096\n");  // 5000, rounded down to a page
+  ASSERT_TRUE(write_file(engine, *a, "memory.high", "1M").ok());
+  EXPECT_EQ(rd(*a, "memory.high"), "1048576\n");
+  ASSERT_TRUE(write_file(engine, *a, "memory.high", "9223372036854771712").ok());
+  EXPECT_EQ(rd(*a, "memory.high"), "max\n");
+  const std::pair<const char*, int> group[] = {
+      {"1", 0}, {"0", 0}, {"2", EINVAL}, {"-1", EINVAL}, {"abc", EINVAL}, {"1x", EINVAL},
+      {"2147483648", ERANGE}, {" 1 \n", 0}, {"0x0", 0}, {"01", 0},
+  };
+  for (auto [text, err] : group)
+    EXPECT_EQ(write_file(engine, *a, "memory.oom.group", text).err(), err) << text;
+  EXPECT_EQ(rd(*a, "memory.oom.group"), "1\n");
+  // Not inherited by a new cgroup.
+  ASSERT_TRUE(engine.set_subtree_control(*a, mine(), {}).ok());
+  EXPECT_EQ(rd(**engine.mkdir(*a, "b"), "memory.oom.group"), "0\n");
+}
+
+// "high" is counted at each charge that leaves a level above its
+// memory.high — there and up its ancestors — and never refuses.
+TEST_F(MemoryV2Test, HighCountsEventsAndIsNoLimit) {
+  ASSERT_TRUE(engine.set_subtree_control(root(), mine(), {}).ok());
+  auto a = *engine.mkdir(root(), "a");
+  ASSERT_TRUE(engine.set_subtree_control(*a, mine(), {}).ok());
+  auto b = *engine.mkdir(*a, "b");
+  ASSERT_TRUE(write_file(engine, *b, "memory.high", "8K").ok());
+  Pid p = *engine.spawn({});
+  ASSERT_TRUE(engine.migrate_process(p, *b).ok());
+  ASSERT_TRUE(mem->charge(engine, p, 8192).ok());
+  EXPECT_EQ(rd(*b, "memory.events"), "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n");
+  ASSERT_TRUE(mem->charge(engine, p, 4096).ok());
+  ASSERT_TRUE(mem->charge(engine, p, 4096).ok());
+  EXPECT_EQ(rd(*b, "memory.events"), "low 0\nhigh 2\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n");
+  EXPECT_EQ(rd(*b, "memory.events.local"), "low 0\nhigh 2\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n");
+  EXPECT_EQ(rd(*a, "memory.events"), "low 0\nhigh 2\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n");
+  EXPECT_EQ(rd(*a, "memory.events.local"), "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n");
+  std::vector<MemoryController::OverLimit> ol = mem->over_limits(engine);
+  ASSERT_EQ(ol.size(), 1u);
+  EXPECT_EQ(ol[0].path, "/a/b");
+  EXPECT_FALSE(ol[0].over_max);
+  EXPECT_EQ(ol[0].high, 8192);
+  ASSERT_TRUE(mem->uncharge(engine, p, 16384).ok());
+  EXPECT_TRUE(mem->over_limits(engine).empty());
+}
+
+// The kernel's mem_cgroup_get_oom_group: from the victim's memory cgroup up
+// to the OOM domain, the highest cgroup with oom.group set.
+TEST_F(MemoryV2Test, OomGroupIsTheHighestGroupUpToTheDomain) {
+  ASSERT_TRUE(engine.set_subtree_control(root(), mine(), {}).ok());
+  auto a = *engine.mkdir(root(), "a");
+  ASSERT_TRUE(engine.set_subtree_control(*a, mine(), {}).ok());
+  auto b = *engine.mkdir(*a, "b");
+  ASSERT_TRUE(engine.set_subtree_control(*b, mine(), {}).ok());
+  auto c = *engine.mkdir(*b, "c");
+  auto e = *engine.mkdir(*b, "e");
+  auto d = *engine.mkdir(*a, "d");
+  Pid victim = *engine.spawn({}), mate = *engine.spawn({}), cousin = *engine.spawn({});
+  ASSERT_TRUE(engine.migrate_process(victim, *c).ok());
+  ASSERT_TRUE(engine.migrate_process(mate, *e).ok());
+  ASSERT_TRUE(engine.migrate_process(cousin, *d).ok());
+  auto group = [&](Cgroup& domain) {
+    auto g = mem->oom_group(engine, victim, domain.id());
+    EXPECT_TRUE(g.ok());
+    return g.ok() ? g->path : std::string("?");
+  };
+  EXPECT_EQ(group(*a), "");  // none set: the victim alone
+  ASSERT_TRUE(write_file(engine, *b, "memory.oom.group", "1").ok());
+  EXPECT_EQ(group(*a), "/a/b");
+  EXPECT_EQ(group(*c), "");  // the domain is below the group
+  ASSERT_TRUE(write_file(engine, *a, "memory.oom.group", "1").ok());
+  EXPECT_EQ(group(*a), "/a");
+  EXPECT_EQ(group(*b), "/a/b");
+  auto g = mem->oom_group(engine, victim, a->id());
+  ASSERT_TRUE(g.ok());
+  std::vector<Pid> want{victim, mate, cousin};
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(g->tgids, want);
+  EXPECT_EQ(mem->oom_group(engine, 999999, a->id()).err(), ESRCH);
+  // The counters a group kill leaves.
+  EXPECT_TRUE(mem->begin_oom(engine, a->id()));
+  mem->count_oom_group_kill(engine, a->id());
+  for (Pid p : g->tgids) mem->count_oom_kill(engine, p);
+  EXPECT_EQ(rd(*a, "memory.events"), "low 0\nhigh 0\nmax 0\noom 1\noom_kill 3\noom_group_kill 1\n");
+  EXPECT_EQ(rd(*a, "memory.events.local"), "low 0\nhigh 0\nmax 0\noom 1\noom_kill 0\noom_group_kill 1\n");
+  EXPECT_EQ(rd(*b, "memory.events"), "low 0\nhigh 0\nmax 0\noom 0\noom_kill 2\noom_group_kill 0\n");
+  EXPECT_EQ(rd(*c, "memory.events.local"), "low 0\nhigh 0\nmax 0\noom 0\noom_kill 1\noom_group_kill 0\n");
 }
 
 }  // namespace

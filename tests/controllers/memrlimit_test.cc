@@ -1,4 +1,4 @@
-// The memrlimit controller (seed 002): the address-space size charged per
+// The memrlimit controller: the address-space size charged per
 // address space, its files, fork / exec / exit, and the charge moving with
 // the owner through prepare (can_attach) / commit (attach) / abort
 // (cancel_attach), alone and together with the memory controller.

@@ -1,4 +1,4 @@
-// The numtasks controller (seed 002): pids-like counting and fork refusal,
+// The numtasks controller: pids-like counting and fork refusal,
 // plus migrations refused when the destination or an ancestor would pass
 // its limit — all or nothing across processes, threads from several
 // cgroups, transfers and vetoes by other controllers — and no double count

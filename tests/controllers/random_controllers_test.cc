@@ -35,15 +35,18 @@ class Runner {
   int failed_moves = 0, refused_charges = 0;
 
   void setup() {
-    ASSERT_TRUE(register_builtin_controllers(
-                    engine_, {.cpuset_topology = CpusetTopology::uniform(4, 1)})
-                    .ok());
-    memory_ = static_cast<MemoryController*>(engine_.find_controller("memory"));
-    memrlimit_ = static_cast<MemrlimitController*>(engine_.find_controller("memrlimit"));
+    Result<BuiltinControllers> builtins =
+        register_builtin_controllers(engine_, {.cpuset_topology = CpusetTopology::uniform(4, 1)});
+    ASSERT_TRUE(builtins.ok());
+    memory_ = builtins->memory;
+    memrlimit_ = builtins->memrlimit;
     if (v2_) {
       hier_ = &engine_.default_hierarchy();
       ControllerSet all;
-      for (size_t id = 0; id < engine_.nr_controllers(); ++id) all.set(static_cast<ControllerId>(id));
+      // Every controller cgroup v2 has (cpuacct is v1-only).
+      for (size_t id = 0; id < engine_.nr_controllers(); ++id)
+        if (engine_.controller(static_cast<ControllerId>(id)).on_v2())
+          all.set(static_cast<ControllerId>(id));
       ASSERT_TRUE(engine_.set_subtree_control(hier_->root(), all, {}).ok());
     } else {
       auto h = engine_.mount({"cpuset", "memory", "pids", "numtasks", "memrlimit"}, "");

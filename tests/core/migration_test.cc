@@ -1,6 +1,8 @@
 // Migration: the four-step transaction in every mode, vetoes at each point,
 // allocation failures at each point, and what controllers are told.
+#include <functional>
 #include <map>
+#include <string>
 
 #include "core/migration.h"
 #include "tests/core/test_util.h"
@@ -238,15 +240,238 @@ TEST_F(MigrationTest, HooksSeeSourcesBeforeTheCommitOnly) {
   EXPECT_TRUE(beta->check_counts(engine).ok());
 }
 
-TEST_F(MigrationTest, UnusedCssSetsAreFreed) {
+TEST_F(MigrationTest, UnusedCssSetsAreKeptForTheWayBack) {
   size_t base = engine.nr_css_sets();
   Pid p = proc(1);
   ASSERT_TRUE(engine.migrate_process(p, *a).ok());
   EXPECT_EQ(engine.nr_css_sets(), base + 1);
+  EXPECT_EQ(engine.nr_kept_css_sets(), 0u);
   ASSERT_TRUE(engine.migrate_process(p, *b).ok());
-  EXPECT_EQ(engine.nr_css_sets(), base + 1);  // a's css_set went with its last task
+  EXPECT_EQ(engine.nr_css_sets(), base + 2);  // a's css_set is kept without tasks
+  EXPECT_EQ(engine.nr_kept_css_sets(), 1u);
+  expect_ok();
+  const int64_t made = engine.TEST_object_counts().css_sets;
+  ASSERT_TRUE(engine.migrate_process(p, *a).ok());
+  EXPECT_EQ(engine.TEST_object_counts().css_sets, made);  // found again, not made
+  EXPECT_EQ(engine.nr_kept_css_sets(), 1u);               // now b's
+  expect_ok();
   ASSERT_TRUE(engine.exit_process(p).ok());
-  EXPECT_EQ(engine.nr_css_sets(), base);
+  EXPECT_EQ(engine.nr_kept_css_sets(), 2u);
+  expect_ok();
+  // Removing a cgroup takes its kept css_sets with it.
+  ASSERT_TRUE(engine.rmdir(*a).ok());
+  EXPECT_EQ(engine.nr_css_sets(), base + 1);
+  EXPECT_EQ(engine.nr_kept_css_sets(), 1u);
+  expect_ok();
+}
+
+TEST_F(MigrationTest, AMoveTakesTheCssSetLockTwice) {
+  // Once to prepare, once to commit and finish (both test controllers'
+  // hooks run: a and b are in their v1 hierarchy).
+  if (!kLockDebug) GTEST_SKIP() << "the hold counter is compiled out in NDEBUG builds";
+  Pid p = proc(1, a.get());
+  ASSERT_TRUE(engine.migrate_process(p, *b).ok());  // both css_sets exist now
+  ASSERT_TRUE(engine.migrate_process(p, *a).ok());
+  const int64_t attached = alpha->nr_attach.load();
+  uint64_t before = engine.TEST_css_set_lock_holds();
+  ASSERT_TRUE(engine.migrate_process(p, *b).ok());
+  EXPECT_EQ(engine.TEST_css_set_lock_holds() - before, 2u);
+  EXPECT_EQ(alpha->nr_attach.load(), attached + 1);
+  before = engine.TEST_css_set_lock_holds();
+  ASSERT_TRUE(engine.migrate_thread(p, *a).ok());
+  EXPECT_EQ(engine.TEST_css_set_lock_holds() - before, 2u);
+  expect_ok();
+}
+
+TEST_F(MigrationTest, KeptCssSetsAreBounded) {
+  // Each move to a new cgroup leaves the previous one's css_set kept; past
+  // the bound the oldest ones go.
+  Pid p = proc(1);
+  constexpr int kMoves = 1100;
+  std::vector<CgroupPtr> dirs;
+  for (int i = 0; i < kMoves; ++i) {
+    dirs.push_back(mk(v1->root(), ("m" + std::to_string(i)).c_str()));
+    ASSERT_TRUE(engine.migrate_process(p, *dirs.back()).ok());
+  }
+  EXPECT_EQ(engine.nr_kept_css_sets(), 1024u);
+  expect_ok();
+  // The newest kept ones are still there: moving back allocates none.
+  const int64_t made = engine.TEST_object_counts().css_sets;
+  ASSERT_TRUE(engine.migrate_process(p, *dirs[kMoves - 2]).ok());
+  EXPECT_EQ(engine.TEST_object_counts().css_sets, made);
+  expect_ok();
+}
+
+TEST_F(MigrationTest, AFailedMoveKeepsNoNewCssSet) {
+  Pid p = proc(1, a.get());
+  const int64_t made = engine.TEST_object_counts().css_sets;
+  const size_t kept = engine.nr_kept_css_sets();
+  beta->veto_attach = 1;
+  EXPECT_EQ(engine.migrate_process(p, *b).err(), EACCES);
+  EXPECT_EQ(engine.TEST_object_counts().css_sets, made);
+  EXPECT_EQ(engine.nr_kept_css_sets(), kept);
+  expect_ok();
+}
+
+// ---- Move checks: the check and the move in one cgroup-mutex hold.
+
+// Records every target a check is shown, and answers with `answer`.
+struct RecordingCheck {
+  struct Seen {
+    Pid tid, tgid;
+    Creds creds;
+    const Cgroup* src;
+  };
+  Status operator()(const MoveTarget& t) {
+    seen.push_back({t.tid, t.tgid, t.creds, &t.src});
+    return answer;
+  }
+  std::vector<Seen> seen;
+  Status answer;
+};
+
+TEST_F(MigrationTest, ProcessCheckSeesTheLeaderItsCgroupAndCreds) {
+  Pid p = proc(3, a.get());
+  Pid t1 = all[1], t2 = all[2];
+  ASSERT_TRUE(engine.migrate_thread(p, *b).ok());  // the leader alone in b
+  const Creds creds{1, 2, 3, 4, 5};
+  ASSERT_TRUE(engine.set_creds(p, creds).ok());
+  RecordingCheck check;
+  {
+    MutexLock lock(engine.cgroup_mutex());
+    // Named by a thread that is not the leader: the check still sees the leader.
+    ASSERT_TRUE(engine.migrate_process_locked(t2, *c, std::ref(check)).ok());
+  }
+  ASSERT_EQ(check.seen.size(), 1u);
+  EXPECT_EQ(check.seen[0].tid, p);
+  EXPECT_EQ(check.seen[0].tgid, p);
+  EXPECT_EQ(check.seen[0].creds, creds);
+  EXPECT_EQ(check.seen[0].src, b.get());
+  EXPECT_EQ(tids(*c), (std::vector<Pid>{p, t1, t2}));
+  // The source is the one of dst's hierarchy: the default one here.
+  auto d = mk(root(), "d");
+  {
+    MutexLock lock(engine.cgroup_mutex());
+    ASSERT_TRUE(engine.migrate_process_locked(p, *d, std::ref(check)).ok());
+  }
+  ASSERT_EQ(check.seen.size(), 2u);
+  EXPECT_EQ(check.seen[1].src, &root());
+  expect_ok();
+}
+
+TEST_F(MigrationTest, ProcessCheckSeesTheNamedThreadWhenTheLeaderIsGone) {
+  Pid p = proc(3, a.get());
+  Pid t1 = all[1], t2 = all[2];
+  ASSERT_TRUE(engine.migrate_thread(t2, *b).ok());
+  ASSERT_TRUE(engine.exit_thread(p).ok());  // a zombie leader keeps the id
+  RecordingCheck check;
+  {
+    MutexLock lock(engine.cgroup_mutex());
+    ASSERT_TRUE(engine.migrate_process_locked(t2, *c, std::ref(check)).ok());
+    // By the process id: the leader is gone and so is the named (zombie)
+    // thread; the check sees a live one.
+    ASSERT_TRUE(engine.migrate_process_locked(p, *a, std::ref(check)).ok());
+  }
+  ASSERT_EQ(check.seen.size(), 2u);
+  EXPECT_EQ(check.seen[0].tid, t2);
+  EXPECT_EQ(check.seen[0].tgid, p);
+  EXPECT_EQ(check.seen[0].src, b.get());
+  EXPECT_TRUE(check.seen[1].tid == t1 || check.seen[1].tid == t2);
+  EXPECT_EQ(check.seen[1].src, c.get());
+  EXPECT_EQ(tids(*a), (std::vector<Pid>{t1, t2}));
+  expect_ok();
+}
+
+TEST_F(MigrationTest, ThreadCheckSeesTheThreadAndItsOwnCgroup) {
+  Pid p = proc(2, a.get());
+  Pid t = all[1];
+  ASSERT_TRUE(engine.migrate_thread(t, *b).ok());
+  ASSERT_TRUE(engine.set_creds(p, Creds{9, 9, 9, 9, 9}).ok());
+  RecordingCheck check;
+  {
+    MutexLock lock(engine.cgroup_mutex());
+    ASSERT_TRUE(engine.migrate_thread_locked(t, *c, std::ref(check)).ok());
+  }
+  ASSERT_EQ(check.seen.size(), 1u);
+  EXPECT_EQ(check.seen[0].tid, t);
+  EXPECT_EQ(check.seen[0].tgid, p);
+  EXPECT_EQ(check.seen[0].creds, (Creds{9, 9, 9, 9, 9}));
+  EXPECT_EQ(check.seen[0].src, b.get());
+  EXPECT_EQ(tids(*c), std::vector<Pid>{t});
+  EXPECT_EQ(tids(*a), std::vector<Pid>{p});
+  expect_ok();
+}
+
+TEST_F(MigrationTest, ARefusalChangesNothing) {
+  Pid p = proc(3, a.get());
+  proc(1, b.get());
+  ASSERT_TRUE(engine.migrate_thread(all[1], *b).ok());
+  Snapshot before = snapshot();
+  auto counts = engine.TEST_object_counts();
+  int64_t asked = alpha->nr_can_attach.load(), attached = alpha->nr_attach.load();
+  RecordingCheck check;
+  check.answer = Status::Error(EACCES, "refused by the test");
+  {
+    MutexLock lock(engine.cgroup_mutex());
+    Status st = engine.migrate_process_locked(p, *c, std::ref(check));
+    EXPECT_EQ(st.err(), EACCES);
+    EXPECT_EQ(st.message(), "refused by the test");  // returned as is
+    EXPECT_EQ(engine.migrate_thread_locked(all[1], *c, std::ref(check)).err(), EACCES);
+    EXPECT_EQ(engine.migrate_thread_locked(all[1], *b, std::ref(check)).err(), EACCES);
+  }
+  EXPECT_EQ(check.seen.size(), 3u);
+  EXPECT_TRUE(snapshot() == before);
+  auto after = engine.TEST_object_counts();
+  EXPECT_EQ(after.css_sets, counts.css_sets);
+  EXPECT_EQ(after.csses, counts.csses);
+  EXPECT_EQ(after.tasks, counts.tasks);
+  EXPECT_EQ(alpha->nr_can_attach.load(), asked);  // no controller was asked
+  EXPECT_EQ(alpha->nr_attach.load(), attached);
+  expect_ok();
+  // Errors the check is not asked about.
+  {
+    MutexLock lock(engine.cgroup_mutex());
+    EXPECT_EQ(engine.migrate_process_locked(4242, *c, std::ref(check)).err(), ESRCH);
+    auto gone = engine.mkdir_locked(v1->root(), "gone");
+    ASSERT_TRUE(gone.ok());
+    ASSERT_TRUE(engine.rmdir_locked(**gone).ok());
+    EXPECT_EQ(engine.migrate_process_locked(p, **gone, std::ref(check)).err(), ENODEV);
+  }
+  EXPECT_EQ(check.seen.size(), 3u);
+  EXPECT_TRUE(snapshot() == before);
+  // Accepted, the same move goes through.
+  check.answer = Status::Ok();
+  {
+    MutexLock lock(engine.cgroup_mutex());
+    EXPECT_TRUE(engine.migrate_process_locked(p, *c, std::ref(check)).ok());
+  }
+  EXPECT_EQ(tids(*c), (std::vector<Pid>{p, all[1], all[2]}));
+  expect_ok();
+}
+
+TEST_F(MigrationTest, ACheckMayUseTheLockedEngineMethods) {
+  Pid p = proc(1, a.get());
+  auto dom = mk(root(), "dom");
+  auto thr = mk(*dom, "thr");
+  ASSERT_TRUE(engine.migrate_process(p, *dom).ok());
+  std::string seen_path, seen_type;
+  {
+    MutexLock lock(engine.cgroup_mutex());
+    ASSERT_TRUE(engine.enable_threaded_locked(*thr).ok());
+    Status st = engine.migrate_thread_locked(p, *thr, [&](const MoveTarget& t) {
+      engine.cgroup_mutex().AssertHeld();
+      seen_path = t.src.path();
+      seen_type = engine.cgroup_type_locked(t.src);
+      // Threads stay inside their threaded domain.
+      if (&engine.threaded_domain_locked(t.src) != &engine.threaded_domain_locked(*thr))
+        return Status::Error(EOPNOTSUPP, "leaving the threaded domain");
+      return Status::Ok();
+    });
+    EXPECT_TRUE(st.ok()) << st.message();
+  }
+  EXPECT_EQ(seen_path, "/dom");
+  EXPECT_EQ(seen_type, "domain threaded");
+  EXPECT_EQ(tids(*thr), std::vector<Pid>{p});
   expect_ok();
 }
 
@@ -281,7 +506,7 @@ TEST(MigrationMm, AddressSpacesAreHeldAcrossTheTransaction) {
   auto h = engine.mount({"stable"}, "");
   auto g = engine.mkdir((*h)->root(), "g");
   Pid p = *engine.spawn({});
-  engine.clone_thread(p);
+  ASSERT_TRUE(engine.clone_thread(p).ok());
   Pid q = *engine.fork(p, {.share_mm = true});  // two processes, one mm
   Pid r = *engine.spawn({});
   std::vector<Pid> all{p, q, r};

@@ -161,12 +161,32 @@ class Runner {
     for (auto& [s, h] : hiers_) k[s] = h.root;
     return k;
   }
-  // The css_sets that exist: one per distinct key of a live task, plus the
-  // root css_set the engine pins.
-  std::set<Key> cset_keys() const {
+  // The css_sets in use: one per distinct key of a live task, plus the root
+  // css_set the engine pins.
+  std::set<Key> live_keys() const {
     std::set<Key> keys{root_key()};
     for (auto& [tid, t] : tasks_) keys.insert(t.cg);
     return keys;
+  }
+  // The css_sets that exist: those in use and the kept ones.
+  std::set<Key> cset_keys() const {
+    std::set<Key> keys = live_keys();
+    keys.insert(kept_.begin(), kept_.end());
+    return keys;
+  }
+  // After a change of the tasks' keys (or of the cgroups), from `before`
+  // (live_keys() then): a key no task uses any more is kept, one in use
+  // again is not, and none is kept with a removed cgroup.
+  void settle_kept(const std::set<Key>& before) {
+    const std::set<Key> now = live_keys();
+    for (const Key& k : before)
+      if (!now.count(k)) kept_.insert(k);
+    for (const Key& k : now) kept_.erase(k);
+    for (auto it = kept_.begin(); it != kept_.end();) {
+      bool dead = false;
+      for (int id : *it) dead |= id >= 0 && !cgs_.count(id);
+      it = dead ? kept_.erase(it) : std::next(it);
+    }
   }
   int cgroups_in(int slot) const {
     int n = 0;
@@ -383,6 +403,8 @@ class Runner {
 
     // Live objects: nothing leaks, nothing is freed early.
     EXPECT_EQ(engine_.nr_css_sets(), cset_keys().size());
+    EXPECT_EQ(engine_.nr_kept_css_sets(), kept_.size());
+    ASSERT_LE(kept_.size(), 1024u) << "the model does not follow the engine's bound on kept css_sets";
     auto oc = engine_.TEST_object_counts();
     EXPECT_EQ(oc.css_sets, static_cast<int64_t>(cset_keys().size()));
     EXPECT_EQ(oc.tasks, static_cast<int64_t>(tasks_.size() + zombies().size()));
@@ -515,6 +537,7 @@ class Runner {
   int model_migrate(const std::vector<Pid>& targets, const std::set<Key>& srcs, int dst) {
     const int s = cgs_[dst].slot;
     const std::set<Key> existing = cset_keys();
+    const std::set<Key> live_before = live_keys();
     std::set<Key> made;
     for (Key k : srcs) {
       k[s] = dst;
@@ -557,6 +580,7 @@ class Runner {
       ++exp_[c].post_attach;
     }
     for (Pid t : targets) tasks_[t].cg[s] = dst;
+    settle_kept(live_before);
     return 0;
   }
   // Targets and sources of moving these threads to `dst`.
@@ -583,12 +607,14 @@ class Runner {
 
   // A thread leaves the model (exit hooks run for every controller).
   void model_exit_thread(Pid tid) {
+    const std::set<Key> live_before = live_keys();
     Pid tgid = tasks_[tid].tgid;
     tasks_.erase(tid);
     for (auto& c : exp_) ++c.exit;
     auto& th = procs_[tgid].threads;
     th.erase(std::find(th.begin(), th.end(), tid));
     if (th.empty()) procs_.erase(tgid);  // the zombie leader goes with it
+    settle_kept(live_before);
   }
 
   Pid new_task(Pid tid, Pid tgid, const Key& cg) {
@@ -668,6 +694,7 @@ class Runner {
     MCgroup dead = std::move(cgs_[id]);
     cgs_.erase(id);
     cgs_[dead.parent].children.erase(dead.name);
+    settle_kept(live_keys());  // its kept css_sets went with it
     if (graveyard_.size() < 6) graveyard_.emplace_back(dead.slot, std::move(dead.ref));
   }
 
@@ -885,7 +912,7 @@ class Runner {
       const int s = cgs_[to_id].slot;
       std::vector<Pid> targets;
       std::set<Key> srcs;
-      for (const Key& k : cset_keys())
+      for (const Key& k : live_keys())  // kept css_sets have no task to move
         if (k[s] == from_id) srcs.insert(k);
       for (auto& [tid, t] : tasks_)
         if (t.cg[s] == from_id && !t.exiting) targets.push_back(tid);
@@ -980,7 +1007,8 @@ class Runner {
       if (hiers_.size() >= kMaxSlots) return;
       slot = 1;
       while (hiers_.count(slot)) ++slot;
-      if (cset_alloc_fails(cset_keys().size())) want = ENOMEM;  // every css_set is re-homed
+      kept_.clear();  // re-homing starts by reclaiming the kept css_sets, even if it fails
+      if (cset_alloc_fails(live_keys().size())) want = ENOMEM;  // every css_set in use is re-homed
     }
     what += knob_desc();
     auto r = engine_.mount(sp.ctrls, name);
@@ -1003,6 +1031,7 @@ class Runner {
     }
     hiers_[slot] = mh;
     for (auto& [tid, t] : tasks_) t.cg[slot] = mh.root;
+    kept_.clear();  // re-homing reclaims every kept css_set and keeps no source
   }
 
   void op_destroy() {
@@ -1040,7 +1069,7 @@ class Runner {
     int want = 0;
     if (slot == 0) want = EINVAL;
     else if (!cgs_[hiers_[slot].root].children.empty()) want = EBUSY;
-    else if (cset_alloc_fails(cset_keys().size())) want = ENOMEM;
+    else if (kept_.clear(), cset_alloc_fails(live_keys().size())) want = ENOMEM;  // as mount
     Status st = engine_.destroy_hierarchy(*hiers_[slot].h);
     if (!expect_err(st.err(), st.message(), want,
                     "destroy_hierarchy(slot " + std::to_string(slot) + ")" + knob_desc()) ||
@@ -1053,6 +1082,7 @@ class Runner {
     cgs_.erase(hiers_[slot].root);
     hiers_.erase(slot);
     for (auto& [tid, t] : tasks_) t.cg[slot] = -1;
+    kept_.clear();  // as for mount
   }
 
   void random_step() {
@@ -1116,6 +1146,7 @@ class Runner {
   Knobs knob_[kNrCtl];
   int veto_errno_ = EACCES;
   int fail_cset_ = 0;
+  std::set<Key> kept_;  // keys of the css_sets kept without tasks
   std::map<std::string, int64_t> stats_;
   size_t max_tasks_ = 0;
 };

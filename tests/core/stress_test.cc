@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "core/engine.h"
+#include "core/migration.h"
 #include "tests/support/test_controller.h"
 
 namespace cgcore::testing {
@@ -470,9 +471,9 @@ TEST(Stress, RmdirRacesLastExit) {
   EXPECT_GT(removed.load(), 0);
 }
 
-// ------------------------------------------------------------ seed 001
+// ------------------------------------------------------------ drain while forking
 
-// Seed 001's guarantee: migrating a process excludes its forks, so a child
+// The fork/migration guarantee: migrating a process excludes its forks, so a child
 // forked after its parent left cgroup A never appears in A, and draining A
 // ("while A has tasks: move each") terminates even while A's processes keep
 // forking. Forker threads fork children and threads from parents that start
@@ -655,6 +656,189 @@ TEST(Stress, DrainingACgroupTerminates) {
     bool v1 = round % 2;
     drain_round(se, v1 ? *aa : *da, v1 ? *ab : *db, (round / 2) % 2, round, parents, live);
   }
+}
+
+// ------------------------------------------------------------ move checks
+
+// What a move check answered on, recorded by the check on the migrating
+// thread, and compared by the witness controller's hooks (which run on the
+// same thread, inside the same transaction) with the state at the commit.
+struct SeenByCheck {
+  Pid tid = 0;
+  const Cgroup* src = nullptr;
+  std::string src_name;
+  Creds creds;
+};
+thread_local const SeenByCheck* tl_seen = nullptr;
+
+// Bound to the hierarchy the moves happen in, so that every move between two
+// of its cgroups runs its hooks. can_attach (before the commit) checks the
+// moved thread's source cgroup and that cgroup's name; post_attach (after the
+// commit, threadgroup lock still held) the process's credentials.
+class Witness : public TestController {
+ public:
+  Witness() : TestController("witness") {}
+  Status can_attach(TaskSet& tset) override {
+    if (const SeenByCheck* seen = tl_seen) {
+      ++nr_checked_moves;
+      tset.for_each([&](Task& t, CssSet* src, CssSet&) {
+        if (t.tid() != seen->tid) return;
+        const Cgroup* cg = src->cgroup(hierarchy);
+        if (cg != seen->src) ++nr_stale;
+        else if (cg->name() != seen->src_name) ++nr_stale;
+      });
+    }
+    return TestController::can_attach(tset);
+  }
+  void post_attach(TaskSet& tset) override {
+    if (const SeenByCheck* seen = tl_seen) {
+      auto creds = tset.engine().creds(seen->tid);
+      if (!creds.ok() || !(creds.value() == seen->creds)) ++nr_stale;
+    }
+    TestController::post_attach(tset);
+  }
+  HierarchyId hierarchy = -1;
+  std::atomic<int64_t> nr_checked_moves{0}, nr_stale{0};
+};
+
+// A check that answers on state another thread keeps changing (the source
+// cgroup's name, the process's credentials, the process's cgroup) must see
+// that state unchanged at the commit: the check and the move are one hold.
+// With CGCORE_STRESS_TWO_HOLDS=1 the migrators check in one hold of the
+// cgroup mutex and move in the next (what the file layer did before
+// migrate_*_locked took a check); the witness then finds stale moves and the
+// test fails, which shows that it can.
+TEST(Stress, MoveChecksAreNeverStale) {
+  Engine engine;
+  auto w = std::make_unique<Witness>();
+  Witness* witness = w.get();
+  ASSERT_TRUE(engine.register_controller(std::move(w)).ok());
+  auto h = engine.mount({"witness"}, "");
+  ASSERT_TRUE(h.ok());
+  Hierarchy& hier = *h.value();
+  witness->hierarchy = hier.id();
+  const bool two_holds = std::getenv("CGCORE_STRESS_TWO_HOLDS") != nullptr;
+
+  constexpr int kCgroups = 3, kProcs = 4;
+  std::vector<CgroupPtr> cgs;
+  for (int i = 0; i < kCgroups; ++i)
+    cgs.push_back(engine.mkdir(hier.root(), "ok" + std::to_string(i)).value());
+  std::vector<std::vector<Pid>> procs;  // [leader, thread]
+  for (int i = 0; i < kProcs; ++i) {
+    Pid p = engine.spawn({}).value();
+    procs.push_back({p, engine.clone_thread(p).value()});
+  }
+
+  // The policy: a process whose uid is 0 may leave a cgroup whose name does
+  // not start with "no".
+  auto policy = [](const MoveTarget& t, const std::string& name) {
+    if (t.creds.uid != 0) return Status::Error(EPERM, "uid");
+    if (name.rfind("no", 0) == 0) return Status::Error(EACCES, "source closed");
+    return Status::Ok();
+  };
+
+  const int iters = 20000 * scale();
+  Failures fail;
+  std::atomic<int> running{2};
+  std::atomic<int64_t> moved{0}, refused{0};
+  auto migrator = [&](unsigned seed) {
+    std::mt19937 rng(seed);
+    SeenByCheck seen;
+    // On a loaded machine the mutator can be preempted for a migrator's
+    // whole run while every move is refused (or every one permitted), so a
+    // migrator goes on past `iters` until it has seen both outcomes; the
+    // mutator keeps changing the state meanwhile, so this ends.
+    auto saw_both = [&] { return moved.load() > 0 && refused.load() > 0; };
+    for (int i = 0; i < iters || (!saw_both() && i < 1000 * iters); ++i) {
+      const std::vector<Pid>& pr = procs[rng() % kProcs];
+      Cgroup& dst = *cgs[rng() % kCgroups];
+      const bool thread_mode = rng() % 3 == 0;
+      const Pid who = thread_mode ? pr[rng() % 2] : pr[0];
+      auto check = [&](const MoveTarget& t) {
+        engine.cgroup_mutex().AssertHeld();
+        seen.tid = t.tid;
+        seen.src = &t.src;
+        seen.src_name = t.src.name();
+        seen.creds = t.creds;
+        return policy(t, seen.src_name);
+      };
+      auto move = [&](MoveCheck c) {
+        engine.cgroup_mutex().AssertHeld();
+        return thread_mode ? engine.migrate_thread_locked(who, dst, c)
+                           : engine.migrate_process_locked(who, dst, c);
+      };
+      Status st;
+      if (!two_holds) {
+        MutexLock lock(engine.cgroup_mutex());
+        tl_seen = &seen;
+        st = move(check);
+        tl_seen = nullptr;
+      } else {
+        {
+          MutexLock lock(engine.cgroup_mutex());
+          st = move([&](const MoveTarget& t) {
+            Status r = check(t);
+            return r.ok() ? Status::Error(ECANCELED, "checked only") : r;
+          });
+        }
+        if (st.err() == ECANCELED) {
+          MutexLock lock(engine.cgroup_mutex());
+          tl_seen = &seen;
+          st = move([](const MoveTarget&) { return Status::Ok(); });
+          tl_seen = nullptr;
+        }
+      }
+      if (st.ok()) moved.fetch_add(1);
+      else if (st.err() == EPERM || st.err() == EACCES) refused.fetch_add(1);
+      else fail.add("migrate: " + st.message());
+    }
+    running.fetch_sub(1);
+  };
+  std::thread m1(migrator, 1), m2(migrator, 2);
+  // The mutator: renames the cgroups between "okN" and "noN", flips the
+  // processes' uids, and moves the processes itself (without a check).
+  std::mt19937 rng(3);
+  int64_t mutations = 0;
+  while (running.load() > 0) {
+    ++mutations;
+    switch (rng() % 3) {
+      case 0: {
+        int i = static_cast<int>(rng() % kCgroups);
+        std::string name = (rng() % 2 ? "ok" : "no") + std::to_string(i);
+        Status st = engine.rename(*cgs[i], name);
+        if (!st.ok()) fail.add("rename: " + st.message());
+        break;
+      }
+      case 1: {
+        Creds c;
+        c.uid = c.euid = rng() % 2;
+        Status st = engine.set_creds(procs[rng() % kProcs][0], c);
+        if (!st.ok()) fail.add("set_creds: " + st.message());
+        break;
+      }
+      default: {
+        Status st = engine.migrate_process(procs[rng() % kProcs][0], *cgs[rng() % kCgroups]);
+        if (!st.ok()) fail.add("migrate_process: " + st.message());
+        break;
+      }
+    }
+  }
+  m1.join();
+  m2.join();
+  fail.expect_none();
+  EXPECT_EQ(witness->nr_stale.load(), 0)
+      << "moves made on a stale check, of " << witness->nr_checked_moves.load();
+  EXPECT_GT(moved.load(), 0);
+  EXPECT_GT(refused.load(), 0);
+  EXPECT_GT(witness->nr_checked_moves.load(), 0);
+  Status st = engine.check_invariants();
+  EXPECT_TRUE(st.ok()) << st.message();
+  st = witness->check_counts(engine);
+  EXPECT_TRUE(st.ok()) << st.message();
+  std::printf("move checks: %lld moved, %lld refused, %lld witnessed, %lld mutations\n",
+              static_cast<long long>(moved.load()), static_cast<long long>(refused.load()),
+              static_cast<long long>(witness->nr_checked_moves.load()),
+              static_cast<long long>(mutations));
 }
 
 }  // namespace

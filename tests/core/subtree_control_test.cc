@@ -43,6 +43,30 @@ TEST_F(SubtreeControlTest, EnablingCreatesChildCssesAndRehomesTasks) {
   expect_ok();
 }
 
+TEST_F(SubtreeControlTest, KeptCssSetsBelowDoNotOutliveTheirCsses) {
+  // A css_set kept in a1 (its task left) holds a's alpha css once alpha is
+  // enabled; enabling and disabling must not leave it with a stale or
+  // offline css (the checker would say so), and a task moving back gets a
+  // css_set with the right css.
+  auto a = mk(root(), "a"), b = mk(root(), "b");
+  auto a1 = mk(*a, "a1");
+  Pid p = spawn();
+  ASSERT_TRUE(engine.migrate_process(p, *a1).ok());
+  ASSERT_TRUE(engine.migrate_process(p, *b).ok());
+  ASSERT_GE(engine.nr_kept_css_sets(), 1u);
+  ASSERT_TRUE(engine.set_subtree_control(root(), set({alpha}), {}).ok());
+  expect_ok();
+  ASSERT_TRUE(engine.migrate_process(p, *a1).ok());
+  ASSERT_TRUE(engine.migrate_process(p, *b).ok());
+  ASSERT_TRUE(engine.set_subtree_control(*a, set({alpha}), {}).ok());
+  expect_ok();
+  ASSERT_TRUE(engine.set_subtree_control(*a, {}, set({alpha})).ok());
+  expect_ok();
+  ASSERT_TRUE(engine.migrate_process(p, *a1).ok());
+  EXPECT_TRUE(alpha->check_counts(engine).ok()) << alpha->check_counts(engine).message();
+  expect_ok();
+}
+
 TEST_F(SubtreeControlTest, Errors) {
   auto a = mk(root(), "a");
   auto a1 = mk(*a, "a1");

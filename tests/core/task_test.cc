@@ -39,6 +39,36 @@ TEST_F(TaskTest, ForkInheritsCgroupsAndCredentials) {
   expect_ok();
 }
 
+// A fork charged before its real id is known: created with a provisional
+// id, renamed once the id is known, with its cgroups and charges unchanged.
+TEST_F(TaskTest, AProvisionalTaskTakesItsRealId) {
+  auto a = mk(root(), "a");
+  Pid p = spawn();
+  Result<Pid> t = engine.clone_thread(p);
+  ASSERT_TRUE(t.ok());
+  ASSERT_TRUE(engine.migrate_process(p, *a).ok());
+  const Pid prov = kFirstProvisionalId + 7;
+  ASSERT_TRUE(engine.fork(p, {.pid = prov}).ok());
+  ASSERT_TRUE(engine.clone_thread(p, prov + 1).ok());
+  EXPECT_TRUE(engine.change_task_id(prov, 500).ok());
+  EXPECT_EQ(engine.tgid_of(500).value(), 500);
+  EXPECT_EQ(engine.tgid_of(prov).err(), ESRCH);
+  EXPECT_EQ(engine.task_cgroup(500, engine.default_hierarchy())->get(), a.get());
+  EXPECT_TRUE(engine.change_task_id(prov + 1, 501).ok());  // a thread
+  EXPECT_EQ(engine.tgid_of(501).value(), p);
+  EXPECT_EQ(engine.threads_of(p)->size(), 3u);
+  // Errors change nothing.
+  EXPECT_EQ(engine.change_task_id(500, *t).err(), EEXIST);
+  EXPECT_EQ(engine.change_task_id(prov, 502).err(), ESRCH);
+  EXPECT_EQ(engine.change_task_id(500, 0).err(), EINVAL);
+  EXPECT_EQ(engine.change_task_id(p, 503).err(), EINVAL);  // a leader with threads
+  EXPECT_EQ(engine.tgid_of(500).value(), 500);
+  expect_ok();
+  ASSERT_TRUE(engine.exit_process(500).ok());
+  ASSERT_TRUE(engine.exit_process(p).ok());
+  expect_ok();
+}
+
 TEST_F(TaskTest, ThreadsShareTheProcess) {
   Pid p = spawn();
   Pid t1 = *engine.clone_thread(p);
@@ -107,7 +137,7 @@ TEST_F(TaskTest, ExecByANonLeaderTakesTheProcessId) {
 
 TEST_F(TaskTest, ExecByTheLeader) {
   Pid p = spawn();
-  engine.clone_thread(p);
+  ASSERT_TRUE(engine.clone_thread(p).ok());
   ASSERT_TRUE(engine.exec(p).ok());
   EXPECT_EQ(*engine.threads_of(p), std::vector<Pid>{p});
   EXPECT_EQ(engine.TEST_object_counts().mms, 1);
@@ -150,7 +180,7 @@ TEST_F(TaskTest, CanForkVetoLeavesNoTrace) {
 
 TEST_F(TaskTest, ExitProcessEndsEveryThread) {
   Pid p = spawn();
-  for (int i = 0; i < 5; ++i) engine.clone_thread(p);
+  for (int i = 0; i < 5; ++i) ASSERT_TRUE(engine.clone_thread(p).ok());
   EXPECT_EQ(engine.nr_tasks(), 6u);
   ASSERT_TRUE(engine.exit_process(p).ok());
   EXPECT_EQ(engine.nr_tasks(), 0u);

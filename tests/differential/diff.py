@@ -278,7 +278,8 @@ def main():
         mnt, daemon = args.other_root, None
     else:
         mnt = tempfile.mkdtemp(prefix="cgdiff-mnt-")
-        daemon = subprocess.Popen([args.cgcorefs, "--layout", "hybrid", "--foreground", mnt])
+        # --no-state: a journal would outlive the run in /run.
+        daemon = subprocess.Popen([args.cgcorefs, "--layout", "hybrid", "--foreground", "--no-state", mnt])
     procs = Procs()
     failures = []
     try:

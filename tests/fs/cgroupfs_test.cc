@@ -1,8 +1,13 @@
 // The file interface: layouts, core file formats, errnos and permissions.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "core/parse.h"
 #include "fs/cgroupfs.h"
-#include "fs/parse.h"
 #include "tests/support/test_controller.h"
 
 namespace cgcore::fs {
@@ -73,7 +78,7 @@ TEST(Parse, KernelIntegerRules) {
   EXPECT_EQ(kstrtoint("abc").err(), EINVAL);
   EXPECT_EQ(kstrtoint("99999999999").err(), ERANGE);
   EXPECT_EQ(kstrtoull("-1").err(), EINVAL);
-  EXPECT_EQ(strip("  a b \n"), "a b");
+  EXPECT_EQ(strstrip("  a b \n"), "a b");
   EXPECT_EQ(memparse("4k").value, 4096u);
   EXPECT_EQ(memparse("1G").value, 1u << 30);
   EXPECT_EQ(memparse("12x").used, 2u);
@@ -153,14 +158,15 @@ TEST_F(FsTest, ReleaseAgentRunsWhenANotifyingCgroupEmpties) {
   ASSERT_EQ(echo("/alpha/a/b/notify_on_release", "1"), 0);
   Pid p = *engine.spawn({});
   ASSERT_EQ(echo("/alpha/a/b/cgroup.procs", std::to_string(p)), 0);
-  EXPECT_TRUE(fs->released.empty());
+  VirtualBackend& backend = *fs->virtual_backend();
+  EXPECT_TRUE(backend.released().empty());
   ASSERT_TRUE(engine.exit_process(p).ok());
   fs->run_pending_releases();
-  ASSERT_EQ(fs->released.size(), 1u);
-  EXPECT_EQ(fs->released[0], (std::pair<std::string, std::string>{"/bin/agent", "/a/b"}));
+  ASSERT_EQ(backend.released().size(), 1u);
+  EXPECT_EQ(backend.released()[0], (std::pair<std::string, std::string>{"/bin/agent", "/a/b"}));
   ASSERT_EQ(rmdir("/alpha/a/b"), 0);  // a has no children left
-  ASSERT_EQ(fs->released.size(), 2u);
-  EXPECT_EQ(fs->released[1].second, "/a");
+  ASSERT_EQ(backend.released().size(), 2u);
+  EXPECT_EQ(backend.released()[1].second, "/a");
 }
 
 TEST_F(FsTest, ControlFilesCannotBeRemovedOrRenamedAway) {
@@ -375,20 +381,107 @@ TEST_F(ThreadedFsTest, ThreadedSubtreeRules) {
 namespace cgcore::fs {
 namespace {
 
-TEST_F(FsTest, EventsSinkHearsPopulatedAndFrozen) {
+TEST_F(FsTest, EventsAreCountedForPopulatedAndFrozen) {
   mount("v2");
   std::vector<Ino> heard;
-  fs->set_events_sink([&](Ino ino) { heard.push_back(ino); });
+  auto take = [&] {
+    fs->events().wait_take(heard, std::chrono::milliseconds(0));
+    return heard;
+  };
   ASSERT_EQ(mkdir("/a"), 0);
   Ino events = *fs->resolve("/a/cgroup.events");
+  EXPECT_EQ(fs->events().watch(events), 0u);
   Pid p = *engine.spawn({});
   ASSERT_EQ(echo("/a/cgroup.procs", std::to_string(p)), 0);
-  EXPECT_EQ(heard, std::vector<Ino>{events});
+  EXPECT_EQ(take(), std::vector<Ino>{events});
+  EXPECT_EQ(fs->events().count(events), 1u);
   ASSERT_EQ(echo("/a/cgroup.freeze", "1"), 0);
-  EXPECT_EQ(heard, (std::vector<Ino>{events, events}));
+  EXPECT_EQ(take(), std::vector<Ino>{events});
+  EXPECT_EQ(fs->events().count(events), 2u);
   ASSERT_TRUE(engine.exit_process(p).ok());
-  EXPECT_EQ(heard.size(), 3u);
-  fs->set_events_sink(nullptr);
+  EXPECT_EQ(take(), std::vector<Ino>{events});
+  EXPECT_EQ(fs->events().count(events), 3u);
+  EXPECT_TRUE(take().empty());
+  // Unwatched files are not recorded.
+  fs->events().unwatch(events);
+  EXPECT_EQ(fs->events().count(events), 0u);
+  ASSERT_EQ(echo("/a/cgroup.freeze", "0"), 0);
+  EXPECT_TRUE(take().empty());
+}
+
+// The delegation check of a cgroup.procs write and the move it permits run
+// in one hold of the cgroup mutex. A mover, as a user, keeps moving a
+// process between two cgroups, which it may do only while it owns the common
+// ancestor's cgroup.procs; another thread keeps taking that ownership away
+// and giving it back. Between taking it away and giving it back the process
+// must stay where it is: a check made before the chown and acted on after it
+// would show up as a move in that window.
+TEST_F(FsTest, NoMoveIsPermittedByAStaleDelegationCheck) {
+  mount("v2");
+  ASSERT_EQ(mkdir("/a"), 0);
+  ASSERT_EQ(mkdir("/a/x"), 0);
+  ASSERT_EQ(mkdir("/a/y"), 0);
+  const Pid p = *engine.spawn({});
+  ASSERT_EQ(echo("/a/x/cgroup.procs", std::to_string(p)), 0);
+  const Caller user{.uid = 1000, .gid = 1000, .groups = {}, .pid = 0};
+  for (const char* f : {"/a/x/cgroup.procs", "/a/y/cgroup.procs"})
+    ASSERT_EQ(fs->chown(*fs->resolve(f), 1000, 1000, Caller{}).err(), 0);
+  const Ino common = *fs->resolve("/a/cgroup.procs");
+  auto where = [&] {
+    auto cg = engine.task_cgroup(p, engine.default_hierarchy());
+    MutexLock l(engine.cgroup_mutex());
+    return cg.ok() ? (*cg)->path() : std::string("?");
+  };
+  std::atomic<bool> stop{false};
+  std::atomic<int> moved{0};
+  std::thread mover([&] {
+    bool to_y = true;
+    while (!stop.load()) {
+      if (fs->write_path(to_y ? "/a/y/cgroup.procs" : "/a/x/cgroup.procs", std::to_string(p), user).ok()) {
+        moved.fetch_add(1);
+        to_y = !to_y;
+      }
+    }
+  });
+  int stale = 0;
+  for (int i = 0; i < 3000; ++i) {
+    ASSERT_EQ(fs->chown(common, 0, 0, Caller{}).err(), 0);  // the user may not move now
+    const std::string before = where();
+    for (int spin = 0; spin < 50; ++spin) std::this_thread::yield();
+    if (where() != before) ++stale;
+    ASSERT_EQ(fs->chown(common, 1000, 1000, Caller{}).err(), 0);
+    for (int spin = 0; spin < 20; ++spin) std::this_thread::yield();
+  }
+  stop.store(true);
+  mover.join();
+  EXPECT_EQ(stale, 0);
+  EXPECT_GT(moved.load(), 0) << "the mover never moved: the test proved nothing";
+}
+
+TEST(FileEventsTest, CountsWatchedFilesAndWakesTheConsumer) {
+  FileEvents ev;
+  std::vector<uint64_t> out;
+  EXPECT_EQ(ev.watch(7), 0u);
+  EXPECT_EQ(ev.watch(7), 0u);  // a second handle
+  EXPECT_EQ(ev.watch(9), 0u);
+  ev.notify(7);
+  ev.notify(7);
+  ev.notify(9);
+  ev.notify(11);  // not watched
+  ev.wait_take(out, std::chrono::milliseconds(0));
+  std::sort(out.begin(), out.end());
+  EXPECT_EQ(out, (std::vector<uint64_t>{7, 9}));
+  EXPECT_EQ(ev.count(7), 2u);
+  EXPECT_EQ(ev.count(11), 0u);
+  ev.unwatch(7);
+  EXPECT_EQ(ev.count(7), 2u);  // one handle left
+  ev.unwatch(7);
+  EXPECT_EQ(ev.count(7), 0u);
+  // A waiter is woken by a notification from another thread.
+  std::thread t([&] { ev.notify(9); });
+  ev.wait_take(out, std::chrono::seconds(10));
+  t.join();
+  EXPECT_EQ(out, std::vector<uint64_t>{9});
 }
 
 }  // namespace

@@ -27,14 +27,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-#define SKIP_WITHOUT_FUSE()                                            \
-  do {                                                                 \
-    if (std::string why = fuse_unavailable(); !why.empty())            \
-      GTEST_SKIP() << "FUSE mount tests skipped: " << why;             \
-  } while (0)
-
-#define ASSERT_MOUNTED(m) ASSERT_TRUE((m).ok()) << (m).error()
-
 std::string cat(const std::string& path) {
   std::optional<std::string> s = read_file(path);
   return s ? *s : std::string("error: ") + std::strerror(errno);
@@ -293,7 +285,8 @@ class CgcorefsStop : public ::testing::TestWithParam<bool> {
 
 TEST_P(CgcorefsStop, SignalsUnmountCleanly) {
   SKIP_WITHOUT_FUSE();
-  for (int sig : {SIGTERM, SIGINT, SIGHUP}) {
+  // (SIGHUP upgrades: tests/fuse/restart_test.cc.)
+  for (int sig : {SIGTERM, SIGINT}) {
     Mount m(mode());
     ASSERT_MOUNTED(m);
     std::optional<int> st = m.signal_and_wait(sig, 5s);
@@ -310,7 +303,9 @@ TEST_P(CgcorefsStop, AnExternalUnmountEndsTheDaemon) {
     ASSERT_MOUNTED(m);
     ASSERT_EQ(sh(std::string(how) + " " + m.dir()), 0);
     std::optional<int> st = m.wait_exit(5s);
-    ASSERT_TRUE(st) << "cgcorefs did not exit after " << how;
+    // (Not while another mount namespace holds a copy of the mount: the
+    // lock mount_namespace_copies in CMakeLists.txt.)
+    ASSERT_TRUE(st) << "cgcorefs did not exit after " << how << ": " << m.log();
     EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << *st << m.log();
     EXPECT_FALSE(m.mounted());
   }
@@ -328,7 +323,15 @@ TEST(CgcorefsHost, KilledDaemonLeavesNoStaleMount) {
   const std::string dir = m.dir();
   ASSERT_TRUE(m.signal_and_wait(SIGKILL, 5s));
   struct stat st{};
-  EXPECT_EQ(stat(dir.c_str(), &st) == 0 ? 0 : errno, ENOTCONN);  // the stale mount
+  // The stale mount. Over io_uring (--transport=auto where enable_uring is
+  // Y) the kernel tears the connection down only once the dead daemon's
+  // rings are cancelled, asynchronously: a request in between ends with
+  // ECONNABORTED, later ones with ENOTCONN.
+  int err = 0;
+  EXPECT_TRUE(eventually([&] {
+    err = stat(dir.c_str(), &st) == 0 ? 0 : errno;
+    return err == ENOTCONN;
+  }, 2s)) << std::strerror(err);
   // A new daemon on it says how to clear it.
   std::string out;
   EXPECT_NE(sh(std::string(CGCOREFS_BINARY) + " --foreground --sim " + dir, &out), 0);
@@ -356,7 +359,7 @@ TEST(CgcorefsSim, VirtualTasksOnly) {
   EXPECT_EQ(errno, ENOENT);
   std::string ls;
   ASSERT_EQ(sh("ls " + m.path(".cgcore"), &ls), 0);
-  EXPECT_EQ(ls, "1\n2\n3\ncgroups\nself\n");
+  EXPECT_EQ(ls, "1\n2\n3\ncgroups\ndaemon\nself\n");
   // cgroup.kill ends virtual tasks; a poller hears of it.
   int fd = open(m.path("a/cgroup.events").c_str(), O_RDONLY | O_CLOEXEC);
   ASSERT_GE(fd, 0);
@@ -470,7 +473,7 @@ TEST(CgcorefsSim, LargeReadsWithOffsets) {
   EXPECT_EQ(out, std::to_string(kTasks) + "\n");
   // .cgcore lists every process.
   ASSERT_EQ(sh("ls " + m.path(".cgcore") + " | wc -l", &out), 0);
-  EXPECT_EQ(out, std::to_string(kTasks + 2) + "\n");
+  EXPECT_EQ(out, std::to_string(kTasks + 3) + "\n");  // and cgroups, daemon, self
 }
 
 TEST(CgcorefsSim, BackgroundStartReturnsOnceMounted) {
@@ -497,7 +500,7 @@ TEST(CgcorefsSim, BackgroundStartReturnsOnceMounted) {
 TEST(CgcorefsSim, UsageErrors) {
   std::string out;
   EXPECT_EQ(sh(std::string(CGCOREFS_BINARY) + " 2>&1", &out), 2);
-  EXPECT_NE(out.find("usage:"), std::string::npos);
+  EXPECT_NE(out.find("--help"), std::string::npos) << out;
   EXPECT_EQ(sh(std::string(CGCOREFS_BINARY) + " --bogus /tmp 2>&1", &out), 2);
   SKIP_WITHOUT_FUSE();
   char tmpl[] = "/tmp/cgcorefs-test.XXXXXX";

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -95,7 +96,7 @@ std::string fuse_unavailable() {
 
 // ------------------------------------------------------------ Mount
 
-Mount::Mount(std::vector<std::string> args) {
+Mount::Mount(std::vector<std::string> args, std::string binary) {
   char tmpl[] = "/tmp/cgcorefs-test.XXXXXX";
   if (!mkdtemp(tmpl)) {
     error_ = std::string("mkdtemp: ") + std::strerror(errno);
@@ -103,7 +104,12 @@ Mount::Mount(std::vector<std::string> args) {
   }
   dir_ = tmpl;
   log_path_ = dir_ + ".log";
-  std::vector<std::string> argv = {CGCOREFS_BINARY, "--foreground"};
+  std::vector<std::string> argv = {binary.empty() ? std::string(CGCOREFS_BINARY) : binary, "--foreground"};
+  // A state of its own, removed with the mount, unless the test names one.
+  if (std::find(args.begin(), args.end(), "--state") == args.end()) {
+    state_dir_ = dir_ + ".state";
+    argv.insert(argv.end(), {"--state", state_dir_});
+  }
   argv.insert(argv.end(), args.begin(), args.end());
   argv.push_back(dir_);
   pid_ = spawn(argv, log_path_, /*own_group=*/false);
@@ -147,6 +153,7 @@ void Mount::cleanup() {
     if (mounted()) sh("fusermount3 -u -z '" + dir_ + "' 2>/dev/null || umount -l '" + dir_ + "'");
     rmdir(dir_.c_str());
     unlink(log_path_.c_str());
+    if (!state_dir_.empty()) sh("rm -rf '" + state_dir_ + "'");
     dir_.clear();
   }
 }
@@ -166,6 +173,28 @@ std::optional<int> Mount::signal_and_wait(int sig, std::chrono::milliseconds tim
   std::optional<int> st = wait_for(pid_, timeout);
   if (st) pid_ = -1;
   return st;
+}
+
+namespace {
+pid_t daemon_line(const std::string& dir, const std::string& key) {
+  std::optional<std::string> text = read_file(dir + "/.cgcore/daemon");
+  if (!text) return 0;
+  std::istringstream in(*text);
+  std::string k;
+  long v;
+  while (in >> k >> v)
+    if (k == key) return static_cast<pid_t>(v);
+  return 0;
+}
+}  // namespace
+
+pid_t Mount::keeper_pid() const { return daemon_line(dir_, "keeper"); }
+pid_t Mount::server_pid() const { return daemon_line(dir_, "server"); }
+
+void Mount::reap_killed() {
+  if (pid_ <= 0) return;
+  waitpid(pid_, nullptr, 0);
+  pid_ = -1;
 }
 
 std::optional<int> Mount::wait_exit(std::chrono::milliseconds timeout) {

@@ -12,6 +12,17 @@
 #include <string>
 #include <vector>
 
+// In a test body: skips the test, saying why, where FUSE mounts cannot be
+// made (fuse_unavailable).
+#define SKIP_WITHOUT_FUSE()                                                            \
+  do {                                                                                 \
+    if (std::string why = ::cgcore::fuse::testing::fuse_unavailable(); !why.empty())   \
+      GTEST_SKIP() << "FUSE mount tests skipped: " << why;                             \
+  } while (0)
+
+// Asserts that a Mount came up, with the daemon's log if not.
+#define ASSERT_MOUNTED(m) ASSERT_TRUE((m).ok()) << (m).error()
+
 namespace cgcore::fuse::testing {
 
 // Why FUSE mounts cannot be tested here ("" if they can): not root, no
@@ -23,7 +34,8 @@ class Mount {
  public:
   // Spawns the daemon and waits (up to 10 s) for the mount to appear.
   // ok() tells whether it did; error() why not (with the daemon's log).
-  explicit Mount(std::vector<std::string> args);
+  // `binary`: another cgcorefs than the one built (a copy, for upgrades).
+  explicit Mount(std::vector<std::string> args, std::string binary = "");
   // Stops the daemon (SIGTERM, then SIGKILL; a daemon that does not exit 0
   // on SIGTERM fails the current test), removes any mount left
   // (fusermount3 -u, else umount -l) and the directory.
@@ -38,6 +50,13 @@ class Mount {
   pid_t daemon() const { return pid_; }
   // The daemon's stderr so far.
   std::string log() const;
+  // The daemon's .cgcore/daemon lines "keeper PID" / "server PID" (0 if
+  // absent or unreadable).
+  pid_t keeper_pid() const;
+  pid_t server_pid() const;
+  // The keeper was killed by the test: reaps it, and cleanup() expects no
+  // clean exit from it.
+  void reap_killed();
   // Whether the directory is a cgcorefs mount now (mountinfo).
   bool mounted() const;
   // Sends `sig` to the daemon and waits up to `timeout` for it to exit;
@@ -49,7 +68,7 @@ class Mount {
   void cleanup();
 
  private:
-  std::string dir_, log_path_;
+  std::string dir_, log_path_, state_dir_;
   pid_t pid_ = -1;
   std::string error_;
 };

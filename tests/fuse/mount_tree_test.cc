@@ -9,13 +9,30 @@
 namespace cgcore::fuse {
 namespace {
 
+// A world in which exactly pid 77 exists outside the engine.
+class Pid77Backend final : public fs::Backend {
+ public:
+  explicit Pid77Backend(Engine& engine) : engine_(engine) {}
+  bool resolve_pid(Pid pid) override {
+    SpawnOptions so;
+    so.pid = pid;
+    return pid == 77 && engine_.spawn(so).ok();
+  }
+  void kill_processes(std::span<const Pid>) override {}
+  void release(const std::string&, const std::string&) override {}
+  void apply_effects() override {}
+
+ private:
+  Engine& engine_;
+};
+
 class MountTreeTest : public ::testing::Test {
  protected:
-  void mount(const char* layout) {
+  void mount(const char* layout, fs::Backend* backend = nullptr) {
     BuiltinOptions builtin;
     builtin.cpuset_topology = CpusetTopology::uniform(2, 1);
     ASSERT_TRUE(register_builtin_controllers(engine, builtin).ok());
-    auto f = fs::CgroupFs::create(engine, layout);
+    auto f = backend ? fs::CgroupFs::create(engine, layout, *backend) : fs::CgroupFs::create(engine, layout);
     ASSERT_TRUE(f.ok()) << f.status().message();
     cgfs = std::move(f.value());
     tree = std::make_unique<MountTree>(*cgfs);
@@ -68,7 +85,7 @@ TEST_F(MountTreeTest, ViewsSitBesideTheHierarchies) {
   Pid t = *engine.clone_thread(q);
   // The layout's order (registration), as the fs lists the mount root.
   EXPECT_EQ(ls(""), (std::vector<std::string>{".cgcore", "cpuset", "memory", "pids", "numtasks",
-                                             "memrlimit", "unified"}));
+                                             "memrlimit", "cpu", "cpuacct", "unified"}));
   EXPECT_EQ(ls(".cgcore"), (std::vector<std::string>{"cgroups", "self", "1", "2"}));
   EXPECT_EQ(ls(".cgcore/1"), (std::vector<std::string>{"cgroup"}));
   EXPECT_EQ(cat(".cgcore/cgroups"), cgfs->proc_cgroups());
@@ -93,13 +110,9 @@ TEST_F(MountTreeTest, ViewsSitBesideTheHierarchies) {
   EXPECT_EQ(ls(".cgcore"), (std::vector<std::string>{"cgroups", "self", "2"}));
 }
 
-TEST_F(MountTreeTest, AResolverIsAskedForUnknownPids) {
-  mount("v2");
-  cgfs->set_pid_resolver([this](Pid pid) {
-    SpawnOptions so;
-    so.pid = pid;
-    return pid == 77 && engine.spawn(so).ok();
-  });
+TEST_F(MountTreeTest, TheBackendIsAskedForUnknownPids) {
+  Pid77Backend backend(engine);
+  mount("v2", &backend);
   EXPECT_EQ(lookup_err(".cgcore", "78"), ENOENT);
   EXPECT_EQ(lookup_err(".cgcore", "77"), 0);
   EXPECT_EQ(cat(".cgcore/77/cgroup"), "0::/\n");

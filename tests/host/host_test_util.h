@@ -223,27 +223,28 @@ class FakeProc {
   std::string root_;
 };
 
-// An engine with the builtin controllers, served as a v2 cgroupfs, and a
-// tracker over it.
+// An engine with the builtin controllers and a tracker over it (which
+// registers them), served as a v2 cgroupfs: make_tracker builds all of it.
 class HostFixture : public ::testing::Test {
  protected:
-  void SetUp() override {
-    ASSERT_TRUE(register_builtin_controllers(engine).ok());
-    auto f = fs::CgroupFs::create(engine, "v2");
-    ASSERT_TRUE(f.ok()) << f.status().message();
-    fs = std::move(f.value());
-  }
   void TearDown() override {
     if (tracker) tracker->stop();
     Status st = engine.check_invariants();
     EXPECT_TRUE(st.ok()) << st.message();
   }
+  // Once per test: the engine's controllers are registered here.
   void make_tracker(HostOptions opts) {
+    ASSERT_FALSE(tracker) << "one tracker per engine";
     opts.log = [this](const std::string& line) {
       std::lock_guard<std::mutex> l(log_mu);
       logs.push_back(line);
     };
-    tracker = std::make_unique<HostTracker>(engine, fs.get(), std::move(opts));
+    auto t = HostTracker::create(engine, {}, std::move(opts));
+    ASSERT_TRUE(t.ok()) << t.status().message();
+    tracker = std::move(t.value());
+    auto f = fs::CgroupFs::create(engine, "v2", *tracker);
+    ASSERT_TRUE(f.ok()) << f.status().message();
+    fs = std::move(f.value());
   }
   std::string all_logs() {
     std::lock_guard<std::mutex> l(log_mu);
@@ -287,9 +288,11 @@ class HostFixture : public ::testing::Test {
     return out;
   }
 
+  // Destroyed in reverse: the fs, then the tracker (stopped in TearDown),
+  // then the engine.
   Engine engine;
-  std::unique_ptr<fs::CgroupFs> fs;
   std::unique_ptr<HostTracker> tracker;
+  std::unique_ptr<fs::CgroupFs> fs;
   std::mutex log_mu;
   std::vector<std::string> logs;
 };

@@ -13,6 +13,7 @@
 
 #include "host/procfs.h"
 #include "tests/host/host_test_util.h"
+#include "tests/support/files.h"
 
 namespace cgcore::host::testing {
 namespace {
@@ -65,6 +66,26 @@ int helper_main(const std::string& spec) {
     for (size_t i = 0; p && i < bytes; i += 4096) p[i] = 1;
     park();
   }
+  if (mode == "burn") {  // burn:MS:BURN_MS — after MS, spins BURN_MS of CPU time, then exits
+    ::usleep(static_cast<useconds_t>(num(1) * 1000));
+    timespec t0{}, t{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+    volatile uint64_t x = 0;
+    do {
+      for (int i = 0; i < 100000; ++i) x = x + static_cast<uint64_t>(i);
+      ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    } while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < num(2));
+    ::_exit(0);
+  }
+  if (mode == "hog") {  // hog:MS:MB — after MS, touches 1 MiB more every 10 ms, up to MB MiB
+    ::usleep(static_cast<useconds_t>(num(1) * 1000));
+    for (long i = 0; i < num(2); ++i) {
+      auto* p = static_cast<volatile char*>(std::malloc(1 << 20));
+      for (size_t j = 0; p && j < (1u << 20); j += 4096) p[j] = 1;
+      ::usleep(10000);
+    }
+    park();
+  }
   if (mode == "setuid") {  // setuid:UID — drops to UID (real, effective, saved)
     const auto id = static_cast<uid_t>(num(1));
     if (::setresgid(id, id, id) != 0 || ::setresuid(id, id, id) != 0) ::_exit(126);
@@ -94,7 +115,8 @@ class Follow : public HostFixture, public ::testing::WithParamInterface<bool> {
   void start(HostOptions o = {}) {
     o.use_connector = GetParam();
     o.rescan_ms = 50;
-    if (o.memory_sync_ms == 1000) o.memory_sync_ms = 0;
+    // Tests about other things do without the memory pass.
+    if (!with_memory) o.memory_sync_ms = 0;
     make_tracker(std::move(o));
     ASSERT_TRUE(tracker->start().ok());
     if (GetParam() && !tracker->using_connector())
@@ -102,6 +124,8 @@ class Follow : public HostFixture, public ::testing::WithParamInterface<bool> {
                       "network namespaces): "
                    << all_logs();
   }
+  // Set by the memory tests before START: keep o.memory_sync_ms.
+  bool with_memory = false;
   void enable(const std::string& controllers) {
     ASSERT_EQ(echo("/cgroup.subtree_control", controllers), 0);
   }
@@ -222,16 +246,16 @@ TEST_P(Follow, CredentialsAreRead) {
 // `sleep 100 & echo $! > cgroup.procs` works even before the tracker heard
 // of the new process: the pid is looked up in /proc at once.
 TEST_P(Follow, WrittenPidIsLookedUpAtOnce) {
-  HostOptions o;
-  START(o);
-  ASSERT_EQ(mkdir("/a"), 0);
   if (GetParam()) {
-    tracker->TEST_pause_events(true);  // the fork event waits in the socket
+    HostOptions o;
+    START(o);
   } else {
-    tracker->stop();  // no more rescans
+    // No rescans: only the write can find the new process.
     make_tracker(HostOptions{.use_connector = false, .rescan_ms = 3600 * 1000, .memory_sync_ms = 0});
     ASSERT_TRUE(tracker->start().ok());
   }
+  ASSERT_EQ(mkdir("/a"), 0);
+  if (GetParam()) tracker->TEST_pause_events(true);  // the fork event waits in the socket
   Child c = Child::sleep();
   EXPECT_FALSE(has_process(c.pid()));
   EXPECT_EQ(echo("/a/cgroup.procs", std::to_string(c.pid())), 0);
@@ -260,6 +284,39 @@ TEST_P(Follow, WrittenPidIsLookedUpAtOnce) {
   EXPECT_EQ(echo("/a/cgroup.procs", "0x7ffffff0"), ESRCH);
 }
 
+// Threads a process made just before a cgroup.procs write, whose events the
+// tracker has not had yet, are looked up in /proc/PID/task at the write and
+// move with their process.
+TEST_P(Follow, ThreadsMadeJustBeforeAProcsWriteMoveWithIt) {
+  if (GetParam()) {
+    START();
+  } else {
+    make_tracker(HostOptions{.use_connector = false, .rescan_ms = 3600 * 1000, .memory_sync_ms = 0});
+    ASSERT_TRUE(tracker->start().ok());
+  }
+  ASSERT_EQ(mkdir("/a"), 0);
+  if (GetParam()) tracker->TEST_pause_events(true);  // the clone events wait in the socket
+  Child h = Child::helper("threads_after:200:2");
+  ASSERT_TRUE(h.ok());
+  ASSERT_TRUE(tracker->ensure_pid(h.pid()));
+  const size_t before = engine_tids(h.pid()).size();
+  ASSERT_TRUE(eventually([&] { return proc_tids(h.pid()).size() >= before + 2; }));
+  ASSERT_LT(engine_tids(h.pid()).size(), proc_tids(h.pid()).size()) << "the tracker already knew";
+  ASSERT_EQ(echo("/a/cgroup.procs", std::to_string(h.pid())), 0);
+  EXPECT_EQ(engine_tids(h.pid()), proc_tids(h.pid()));
+  for (Pid t : proc_tids(h.pid())) EXPECT_EQ(cgroup_of(t), "/a") << "thread " << t;
+  if (GetParam()) {
+    // The late clone events add nothing twice.
+    const int64_t seen = tracker->events_seen();
+    tracker->TEST_pause_events(false);
+    EXPECT_TRUE(eventually([&] { return tracker->events_seen() > seen; }));
+    Child marker = Child::sleep();
+    EXPECT_TRUE(eventually([&] { return has_process(marker.pid()); }));
+    EXPECT_EQ(engine_tids(h.pid()), proc_tids(h.pid()));
+  }
+  EXPECT_TRUE(engine.check_invariants().ok()) << engine.check_invariants().message();
+}
+
 // Events lost to a full socket buffer (ENOBUFS) are detected and the
 // mirror is rebuilt from /proc without losing or duplicating a task.
 TEST_P(Follow, LostEventsAreRecoveredFromProc) {
@@ -286,7 +343,8 @@ TEST_P(Follow, LostEventsAreRecoveredFromProc) {
   // Each exactly once in the root's task list.
   std::vector<Pid> root = engine.cgroup_tids(engine.default_hierarchy().root());
   for (const Child& k : kids) EXPECT_EQ(std::count(root.begin(), root.end(), k.pid()), 1);
-  EXPECT_GE(tracker->resyncs(), 1);
+  // The overflow is counted before its resync runs.
+  EXPECT_TRUE(eventually([&] { return tracker->resyncs() >= 1; }));
   // And they are followed afterwards.
   for (const Child& k : kids) k.signal(SIGKILL);
   for (Child& k : kids) k.wait();
@@ -442,36 +500,311 @@ TEST_P(Follow, KillSendsSigkillToTheSubtree) {
 TEST_P(Follow, MemoryUsageFollowsResidentMemory) {
   HostOptions o;
   o.memory_sync_ms = 50;
+  with_memory = true;
   START(o);
   enable("+memory");
   ASSERT_EQ(mkdir("/m"), 0);
-  ASSERT_EQ(mkdir("/small"), 0);
-  ASSERT_EQ(echo("/small/memory.max", "16M"), 0);
   // Allocates after the move: charges stay where they were made, as in the
   // kernel, so the memory must be touched inside the cgroup.
   Child h = Child::helper("alloc_after:300:64");
-  Child s = Child::helper("alloc_after:300:64");
   ASSERT_TRUE(tracker->ensure_pid(h.pid()));
-  ASSERT_TRUE(tracker->ensure_pid(s.pid()));
   ASSERT_EQ(echo("/m/cgroup.procs", std::to_string(h.pid())), 0);
-  ASSERT_EQ(echo("/small/cgroup.procs", std::to_string(s.pid())), 0);
   auto current = [&](const std::string& cg) { return std::atoll(cat(cg + "/memory.current").c_str()); };
   EXPECT_TRUE(eventually([&] { return current("/m") >= (64ll << 20); })) << current("/m");
   const long long rss = std::atoll(status_field(h.pid(), "RssAnon").c_str()) * 1024;
   EXPECT_LE(current("/m"), rss + (8ll << 20));
-  // Over memory.max: counted, not enforced (the process keeps its memory
-  // and runs on).
-  EXPECT_TRUE(eventually([&] {
-    const std::string ev = cat("/small/memory.events");
-    return ev.find("max ") != std::string::npos && ev.find("max 0\n") == std::string::npos;
-  })) << cat("/small/memory.events");
-  EXPECT_LE(current("/small"), 16ll << 20);
-  EXPECT_NE(proc_state(s.pid()), 'Z');
-  EXPECT_GE(tracker->stats().memory_refused, 1);
+  EXPECT_EQ(tracker->stats().oom_kills, 0);
   // The usage goes when the process does.
   h.signal(SIGKILL);
   h.wait();
   EXPECT_TRUE(eventually([&] { return current("/m") == 0; })) << current("/m");
+}
+
+// ---------------------------------------------------------------- cpu
+
+// usage_usec of a v2 cpu.stat text, -1 if absent.
+long long usage_usec(const std::string& stat) {
+  std::istringstream in(stat);
+  for (std::string k; in >> k;) {
+    long long v;
+    if (!(in >> v)) break;
+    if (k == "usage_usec") return v;
+  }
+  return -1;
+}
+
+// cpu.stat follows the real CPU time of a process that burns 400 ms, and
+// keeps it after the process exited and was reaped (usage never goes down).
+TEST_P(Follow, CpuUsageIsTheRealCpuTimeAndStaysAfterExit) {
+  HostOptions o;
+  o.memory_sync_ms = 50;
+  with_memory = true;
+  START(o);
+  enable("+cpu");
+  ASSERT_EQ(mkdir("/c"), 0);
+  EXPECT_EQ(usage_usec(cat("/c/cpu.stat")), 0);
+  Child h = Child::helper("burn:300:400");
+  ASSERT_TRUE(tracker->ensure_pid(h.pid()));
+  ASSERT_EQ(echo("/c/cgroup.procs", std::to_string(h.pid())), 0);
+  EXPECT_TRUE(eventually([&] { return usage_usec(cat("/c/cpu.stat")) >= 100000; }))
+      << cat("/c/cpu.stat");
+  const long long running = usage_usec(cat("/c/cpu.stat"));
+  const int st = h.wait();
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+  // Once the exit is applied (the process left the engine) nothing more
+  // can be charged for it.
+  EXPECT_TRUE(eventually([&] { return cat("/c/cgroup.procs").empty(); }));
+  tracker->sync_cpu_usage();
+  const long long after_exit = usage_usec(cat("/c/cpu.stat"));
+  EXPECT_GE(after_exit, running);
+  // All of it with taskstats at the exit; without, what ran after the last
+  // pass is not seen: at most one period (50 ms here, with slack for a
+  // loaded machine).
+  EXPECT_GE(after_exit, 250000) << cat("/c/cpu.stat");
+  EXPECT_LE(after_exit, 1000000) << cat("/c/cpu.stat");
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  tracker->sync_cpu_usage();
+  EXPECT_EQ(usage_usec(cat("/c/cpu.stat")), after_exit);
+  EXPECT_GE(usage_usec(cat("/cpu.stat")), after_exit);
+  EXPECT_GE(tracker->stats().cpu_charged_ns, static_cast<uint64_t>(after_exit) * 1000);
+}
+
+// A thread's last CPU time comes from taskstats at its exit: with no
+// periodic pass after the baseline, the whole CPU time of a process born
+// and ended in between is still charged, as much as the kernel reports to
+// its parent (getrusage of the reaped child).
+TEST_P(Follow, CpuTimeOfAnExitedProcessComesFromTaskstats) {
+  HostOptions o;
+  o.memory_sync_ms = 600000;  // the baseline at start, then no pass
+  with_memory = true;
+  START(o);
+  if (!tracker->using_taskstats())
+    GTEST_SKIP() << "taskstats unavailable (needs root in the initial namespaces): " << all_logs();
+  if (!GetParam())
+    GTEST_SKIP() << "with the rescan fallback a scan may apply an exit just before its statistics "
+                    "are read, leaving the last /proc sample (docs/host.md)";
+  enable("+cpu");
+  ASSERT_EQ(mkdir("/x"), 0);
+  Child h = Child::helper("burn:300:300");
+  ASSERT_TRUE(tracker->ensure_pid(h.pid()));
+  ASSERT_EQ(echo("/x/cgroup.procs", std::to_string(h.pid())), 0);
+  const int st = h.wait();
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << st;
+  rusage ru{};
+  ASSERT_EQ(::getrusage(RUSAGE_CHILDREN, &ru), 0);
+  // The statistics arrive before the exit event; wait for the event to be
+  // applied (the process leaves the engine), then the usage is final.
+  EXPECT_TRUE(eventually([&] { return cat("/x/cgroup.procs").empty(); }));
+  const long long usage = usage_usec(cat("/x/cpu.stat"));
+  EXPECT_GE(usage, 280000) << cat("/x/cpu.stat");
+  EXPECT_LE(usage, 1000000) << cat("/x/cpu.stat");
+  // Tick-sampled utime/stime of every child this test reaped (the kernel's
+  // figure) is at least this one's share, to within a few ticks.
+  const long long kernel_us = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000ll +
+                              ru.ru_utime.tv_usec + ru.ru_stime.tv_usec;
+  EXPECT_GE(kernel_us + 40000, usage) << "rusage of children " << kernel_us;
+}
+
+// cpu.weight is applied as the nice level its weight corresponds to.
+TEST_P(Follow, CpuWeightBecomesTheNiceLevel) {
+  START();
+  enable("+cpu");
+  ASSERT_EQ(mkdir("/w"), 0);
+  Child s = Child::sleep();
+  ASSERT_TRUE(tracker->ensure_pid(s.pid()));
+  auto nice = [&] {
+    errno = 0;
+    const int n = ::getpriority(PRIO_PROCESS, static_cast<id_t>(s.pid()));
+    return errno ? 1000 : n;
+  };
+  ASSERT_EQ(nice(), 0);
+  ASSERT_EQ(echo("/w/cgroup.procs", std::to_string(s.pid())), 0);
+  EXPECT_EQ(nice(), 0) << "weight 100 is nice 0: nothing to change";
+  ASSERT_EQ(echo("/w/cpu.weight.nice", "19"), 0);
+  EXPECT_TRUE(eventually([&] { return nice() == 19; })) << nice();
+  EXPECT_GE(tracker->stats().nice_set, 1);
+  EXPECT_EQ(tracker->stats().nice_errors, 0);
+  // Raising a priority needs CAP_SYS_NICE.
+  if (::geteuid() != 0) return;
+  {
+    ASSERT_EQ(echo("/w/cpu.weight", "10000"), 0);  // 102400: nearest is nice -20's weight
+    EXPECT_TRUE(eventually([&] { return nice() == -20; })) << nice();
+    ASSERT_EQ(echo("/w/cpu.weight", "200"), 0);  // 2048: nice -3's 1991 is closest
+    EXPECT_TRUE(eventually([&] { return nice() == -3; })) << nice();
+  }
+  // Back to the root (weight 1024): nice 0 again.
+  ASSERT_EQ(echo("/cgroup.procs", std::to_string(s.pid())), 0);
+  EXPECT_TRUE(eventually([&] { return nice() == 0; })) << nice();
+}
+
+// ---------------------------------------------------------------- memory enforcement
+
+// Whether `c` died of SIGKILL within `ms` (it is reaped then).
+using ::cgcore::testing::read_file;
+using ::cgcore::testing::write_file;
+
+bool killed_within(Child& c, int ms) {
+  if (!eventually([&] { return proc_state(c.pid()) == 'Z'; }, ms)) return false;
+  const int st = c.wait();
+  return WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL;
+}
+bool alive(const Child& c) {
+  const char st = proc_state(c.pid());
+  return st != 'Z' && st != 'X' && st != '?';
+}
+// One line of a "key value" file ("oom_kill" of memory.events), -1 if absent.
+long long field(const std::string& text, const std::string& key) {
+  std::istringstream in(text);
+  for (std::string k; in >> k;) {
+    long long v;
+    if (!(in >> v)) break;
+    if (k == key) return v;
+  }
+  return -1;
+}
+
+// The kernel's memory.max: the process with the largest usage in the
+// cgroup is killed once reclaim cannot help; others, and other cgroups'
+// processes, are left alone. At the default sync period (250 ms) the hog,
+// growing 100 MiB/s, is killed long before it reaches its 256 MiB.
+TEST_P(Follow, MemoryMaxKillsTheLargestProcessOfTheCgroup) {
+  HostOptions o;
+  EXPECT_EQ(o.memory_sync_ms, 250);  // the default reaction time
+  with_memory = true;
+  START(o);
+  enable("+memory");
+  ASSERT_EQ(mkdir("/oom"), 0);
+  ASSERT_EQ(mkdir("/sib"), 0);
+  ASSERT_EQ(echo("/oom/memory.max", "32M"), 0);
+  Child hog = Child::helper("hog:300:256");
+  Child small = Child::helper("alloc_after:300:4");
+  Child sibling = Child::helper("alloc_after:300:48");
+  for (Child* c : {&hog, &small, &sibling}) ASSERT_TRUE(tracker->ensure_pid(c->pid()));
+  ASSERT_EQ(echo("/oom/cgroup.procs", std::to_string(hog.pid())), 0);
+  ASSERT_EQ(echo("/oom/cgroup.procs", std::to_string(small.pid())), 0);
+  ASSERT_EQ(echo("/sib/cgroup.procs", std::to_string(sibling.pid())), 0);
+  EXPECT_TRUE(killed_within(hog, 10000)) << all_logs();
+  // Bounded reaction: the excess seen is what grows within a period or two.
+  // (Seen here: about 44 MiB, i.e. 12 MiB past the limit.)
+  EXPECT_LE(std::atoll(cat("/oom/memory.peak").c_str()), 96ll << 20) << cat("/oom/memory.peak");
+  EXPECT_TRUE(alive(small));
+  EXPECT_TRUE(alive(sibling));
+  EXPECT_TRUE(eventually([&] { return std::atoll(cat("/oom/memory.current").c_str()) <= (32ll << 20); }))
+      << cat("/oom/memory.current");
+  const std::string ev = cat("/oom/memory.events");
+  EXPECT_GE(field(ev, "max"), 1) << ev;
+  EXPECT_GE(field(ev, "oom"), 1) << ev;
+  EXPECT_EQ(field(ev, "oom_kill"), 1) << ev;
+  EXPECT_EQ(field(ev, "oom_group_kill"), 0) << ev;
+  EXPECT_EQ(field(cat("/oom/memory.events.local"), "oom_kill"), 1);
+  EXPECT_EQ(field(cat("/sib/memory.events"), "oom_kill"), 0);
+  EXPECT_EQ(tracker->stats().oom_kills, 1);
+  EXPECT_GE(tracker->stats().memory_refused, 1);  // charged past the limit
+  EXPECT_NE(all_logs().find("OOM in /oom"), std::string::npos) << all_logs();
+  EXPECT_NE(all_logs().find("killed process " + std::to_string(hog.pid())), std::string::npos)
+      << all_logs();
+}
+
+// The daemon never kills itself: with only its own process over the
+// limit, the OOM is counted and nothing is killed.
+TEST_P(Follow, MemoryOomNeverKillsTheDaemon) {
+  HostOptions o;
+  o.memory_sync_ms = 50;
+  with_memory = true;
+  START(o);
+  enable("+memory");
+  ASSERT_EQ(mkdir("/self"), 0);
+  ASSERT_EQ(echo("/self/memory.max", "1M"), 0);
+  ASSERT_EQ(echo("/self/cgroup.procs", std::to_string(::getpid())), 0);
+  // Touched after the move, so charged to /self.
+  std::vector<char> buf(16 << 20);
+  for (size_t i = 0; i < buf.size(); i += 4096) buf[i] = 1;
+  EXPECT_TRUE(eventually([&] { return field(cat("/self/memory.events"), "oom") >= 1; }))
+      << cat("/self/memory.events") << cat("/self/memory.current");
+  EXPECT_TRUE(eventually([&] { return all_logs().find("no process may be killed") != std::string::npos; }))
+      << all_logs();
+  EXPECT_EQ(field(cat("/self/memory.events"), "oom_kill"), 0);
+  EXPECT_EQ(tracker->stats().oom_kills, 0);
+  ASSERT_EQ(echo("/cgroup.procs", std::to_string(::getpid())), 0);
+  buf[0] = static_cast<char>(buf[4096] + 1);  // kept until here
+}
+
+// memory.oom.group: every process of the group's subtree dies with the
+// victim; a cgroup outside it does not.
+TEST_P(Follow, MemoryOomGroupKillsEveryProcessOfTheCgroup) {
+  HostOptions o;
+  o.memory_sync_ms = 50;
+  with_memory = true;
+  START(o);
+  enable("+memory");
+  ASSERT_EQ(mkdir("/g"), 0);
+  ASSERT_EQ(echo("/g/cgroup.subtree_control", "+memory"), 0);
+  ASSERT_EQ(mkdir("/g/a"), 0);
+  ASSERT_EQ(mkdir("/g/b"), 0);
+  ASSERT_EQ(mkdir("/out"), 0);
+  ASSERT_EQ(echo("/g/memory.max", "32M"), 0);
+  ASSERT_EQ(echo("/g/memory.oom.group", "1"), 0);
+  EXPECT_EQ(cat("/g/memory.oom.group"), "1\n");
+  Child hog = Child::helper("hog:300:256");
+  Child quiet = Child::sleep();
+  Child outside = Child::sleep();
+  for (Child* c : {&hog, &quiet, &outside}) ASSERT_TRUE(tracker->ensure_pid(c->pid()));
+  ASSERT_EQ(echo("/g/a/cgroup.procs", std::to_string(hog.pid())), 0);
+  ASSERT_EQ(echo("/g/b/cgroup.procs", std::to_string(quiet.pid())), 0);
+  ASSERT_EQ(echo("/out/cgroup.procs", std::to_string(outside.pid())), 0);
+  EXPECT_TRUE(killed_within(hog, 10000)) << all_logs();
+  EXPECT_TRUE(killed_within(quiet, 5000)) << all_logs();
+  EXPECT_TRUE(alive(outside));
+  const std::string ev = cat("/g/memory.events");
+  EXPECT_EQ(field(ev, "oom_group_kill"), 1) << ev;
+  EXPECT_EQ(field(ev, "oom_kill"), 2) << ev;
+  EXPECT_GE(field(ev, "oom"), 1) << ev;
+  EXPECT_EQ(field(cat("/g/a/memory.events.local"), "oom_kill"), 1);
+  EXPECT_EQ(field(cat("/g/b/memory.events.local"), "oom_kill"), 1);
+  EXPECT_EQ(field(cat("/g/memory.events.local"), "oom_kill"), 0);
+  EXPECT_NE(all_logs().find("memory.oom.group of /g"), std::string::npos) << all_logs();
+}
+
+// cgroup v1: memory.oom_control's oom_kill_disable keeps the process alive
+// and the cgroup under_oom; clearing it lets the OOM killer act.
+TEST_P(Follow, MemoryOomKillDisableKeepsTheCgroupUnderOom) {
+  HostOptions o;
+  o.memory_sync_ms = 50;
+  with_memory = true;
+  START(o);
+  auto v1 = engine.mount({"memory"}, "");
+  ASSERT_TRUE(v1.ok()) << v1.status().message();
+  auto d = engine.mkdir((*v1)->root(), "d");
+  ASSERT_TRUE(d.ok());
+  Cgroup& cg = **d;
+  auto rd = [&](const char* f) {
+    auto r = read_file(engine, cg, f);
+    return r.ok() ? *r : std::string("error");
+  };
+  ASSERT_TRUE(write_file(engine, cg, "memory.limit_in_bytes", "16M").ok());
+  ASSERT_TRUE(write_file(engine, cg, "memory.oom_control", "1").ok());
+  EXPECT_EQ(rd("memory.oom_control"), "oom_kill_disable 1\nunder_oom 0\noom_kill 0\n");
+  Child hog = Child::helper("hog:300:48");
+  ASSERT_TRUE(tracker->ensure_pid(hog.pid()));
+  ASSERT_TRUE(engine.migrate_process(hog.pid(), cg).ok());
+  EXPECT_TRUE(eventually([&] { return rd("memory.oom_control").find("under_oom 1") != std::string::npos; }))
+      << rd("memory.oom_control");
+  // The hog reaches its 48 MiB (some 0.5 s) and is still not killed.
+  EXPECT_TRUE(eventually([&] {
+    return std::atoll(status_field(hog.pid(), "RssAnon").c_str()) >= (48ll << 10);
+  })) << status_field(hog.pid(), "RssAnon");
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_TRUE(alive(hog));
+  EXPECT_EQ(rd("memory.oom_control"), "oom_kill_disable 1\nunder_oom 1\noom_kill 0\n");
+  EXPECT_GT(std::atoll(rd("memory.failcnt").c_str()), 0);
+  EXPECT_GT(std::atoll(rd("memory.usage_in_bytes").c_str()), 16ll << 20);
+  EXPECT_EQ(tracker->stats().oom_kills, 0);
+  // Enabled again: killed, counted, and under_oom ends once usage fits.
+  ASSERT_TRUE(write_file(engine, cg, "memory.oom_control", "0").ok());
+  EXPECT_TRUE(killed_within(hog, 5000)) << all_logs();
+  EXPECT_TRUE(eventually([&] { return rd("memory.oom_control") == "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n"; }))
+      << rd("memory.oom_control");
+  EXPECT_EQ(tracker->stats().oom_kills, 1);
 }
 
 // Many threads use the tracker at once while processes come and go.

@@ -1,5 +1,7 @@
 #include "tests/support/files.h"
 
+#include "core/parse.h"
+
 namespace cgcore::testing {
 namespace {
 
@@ -45,7 +47,9 @@ Status write_file(Engine& engine, Cgroup& cgroup, std::string_view name, std::st
   Result<Found> f = find(engine, cgroup, name);
   if (!f.ok()) return f.status();
   if (!f->spec->write) return Status::Error(EINVAL, "not writable");
-  return f->spec->write(engine, *f->css, text);
+  // As CgroupFs::write: a zero-length write changes nothing, a NUL ends the text.
+  if (text.empty()) return Status::Ok();
+  return f->spec->write(engine, *f->css, until_nul(text));
 }
 
 }  // namespace cgcore::testing

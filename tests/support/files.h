@@ -1,7 +1,9 @@
 // Control-file access for controller tests, the way the file layer serves
 // them: find the controller whose prefix the name carries, check the file
 // appears on this cgroup (hierarchy kind, root or not, controller active),
-// take the cgroup mutex and call the handler with the cgroup's css.
+// take the cgroup mutex and call the handler with the cgroup's css (a write
+// as CgroupFs::write hands it on: nothing for a zero-length write, the text up
+// to its first NUL otherwise).
 #pragma once
 
 #include <string>

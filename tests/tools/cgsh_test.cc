@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <string>
+#include <vector>
 
 #include "tools/cgsh/shell.h"
 
@@ -24,7 +26,7 @@ TEST(Cgsh, CommandsPrintTheirOutput) {
             "2\n"
             "cgroup.clone_children\ncgroup.procs\nnotify_on_release\npids.current\npids.events\n"
             "pids.max\npids.peak\ntasks\n"
-            "5:memrlimit:/\n4:numtasks:/\n3:pids:/a\n2:memory:/\n1:cpuset:/\n0::/\n");
+            "7:cpuacct:/\n6:cpu:/\n5:memrlimit:/\n4:numtasks:/\n3:pids:/a\n2:memory:/\n1:cpuset:/\n0::/\n");
 }
 
 TEST(Cgsh, AFailedCommandPrintsOneErrorLineAndGoesOn) {
@@ -43,6 +45,47 @@ TEST(Cgsh, ErrorLinesUseErrnoNames) {
   EXPECT_EQ(run("frob\n", &status), "error: EINVAL: unknown command 'frob' (try help)\n");
   EXPECT_EQ(run("echo $X\n", &status), "error: EINVAL: unknown variable $X\n");
   EXPECT_EQ(status, 1);
+}
+
+TEST(Cgsh, UsageErrorsComeFromTheSynopsis) {
+  int status = -1;
+  EXPECT_EQ(run("cat\n", &status), "error: EINVAL: usage: cat PATH\n");
+  EXPECT_EQ(run("ls / /\n", &status), "error: EINVAL: usage: ls [PATH]\n");
+  EXPECT_EQ(run("check now\n", &status), "error: EINVAL: usage: check\n");
+  EXPECT_EQ(run("kill\n", &status), "error: EINVAL: usage: kill $P\n");
+  // Not a NAME to bind.
+  EXPECT_EQ(run("fork 9 1\n", &status), "error: EINVAL: usage: fork NAME $P\n");
+  // Usage errors a handler finds itself.
+  EXPECT_EQ(run("echo x > a b\n", &status), "error: EINVAL: usage: echo [-n] TEXT [> PATH]\n");
+  EXPECT_EQ(run("inject free 1\n", &status), "error: EINVAL: usage: inject alloc N\n");
+  EXPECT_EQ(run("spawn A --foo 1\n", &status),
+            "error: EINVAL: usage: spawn NAME [--uid U] [--gid G] [--suid S] [--parent $P]\n");
+  EXPECT_EQ(run("as 0 --pid 1\n", &status),
+            "error: EINVAL: usage: as UID[:GID] [--pid $P] COMMAND...\n");
+  EXPECT_EQ(status, 1);
+}
+
+TEST(Cgsh, HelpListsEachCommandOnce) {
+  int status = -1;
+  std::string help = run("help\n", &status);
+  EXPECT_EQ(status, 0);
+  std::vector<std::string> names;
+  for (size_t pos = 0; pos < help.size();) {
+    size_t end = help.find('\n', pos);
+    std::string line = help.substr(pos, end - pos);
+    pos = end + 1;
+    if (line.empty() || line[0] == ' ') continue;  // a summary on a line of its own
+    names.push_back(line.substr(0, line.find(' ')));
+  }
+  for (const char* expected : {"mkdir", "rmdir", "mv", "ls", "cat", "echo", "chown", "chmod",
+                               "spawn", "fork", "thread", "exit", "kill", "exec", "charge",
+                               "uncharge", "mmap", "munmap", "move", "transfer", "inject", "as",
+                               "cgroup", "cgroups", "tree", "check", "assert", "help"})
+    EXPECT_EQ(std::count(names.begin(), names.end(), expected), 1) << expected << "\n" << help;
+  for (const std::string& name : names) {
+    if (name == "assert") continue;  // an assert line is not a command
+    EXPECT_EQ(run(name + "\n", &status).find("unknown command"), std::string::npos) << name;
+  }
 }
 
 TEST(Cgsh, AssertionsHoldSilently) {
