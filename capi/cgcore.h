@@ -1,6 +1,6 @@
 /* <cgcore/cgcore.h>: the C API of cgcore, the Linux cgroup core in user
  * space. One engine holds hierarchies of cgroups, the built-in controllers
- * (cpuset, memory, pids, numtasks, memrlimit, cpu, cpuacct) and virtual
+ * (cpuset, cpu, cpuacct, memory, pids, numtasks, memrlimit) and virtual
  * tasks; a cgcore_fs serves the cgroupfs files over it, with the kernel's
  * formats and errnos.
  *

@@ -29,6 +29,13 @@ Result<BuiltinControllers> register_builtin_controllers(Engine& engine, BuiltinO
                                 CpusetController::Sinks{.affinity = std::move(options.affinity_sink)}));
   if (!cpuset.ok()) return cpuset.status();
   out.cpuset = *cpuset;
+  auto acct_owned = std::make_unique<CpuacctController>();
+  auto cpu = add(engine, std::make_unique<CpuController>(std::move(options.nice_sink), acct_owned.get()));
+  if (!cpu.ok()) return cpu.status();
+  out.cpu = *cpu;
+  auto cpuacct = add(engine, std::move(acct_owned));
+  if (!cpuacct.ok()) return cpuacct.status();
+  out.cpuacct = *cpuacct;
   auto memory = add(engine, std::make_unique<MemoryController>());
   if (!memory.ok()) return memory.status();
   out.memory = *memory;
@@ -41,13 +48,6 @@ Result<BuiltinControllers> register_builtin_controllers(Engine& engine, BuiltinO
   auto memrlimit = add(engine, std::make_unique<MemrlimitController>());
   if (!memrlimit.ok()) return memrlimit.status();
   out.memrlimit = *memrlimit;
-  auto acct_owned = std::make_unique<CpuacctController>();
-  auto cpu = add(engine, std::make_unique<CpuController>(std::move(options.nice_sink), acct_owned.get()));
-  if (!cpu.ok()) return cpu.status();
-  out.cpu = *cpu;
-  auto cpuacct = add(engine, std::move(acct_owned));
-  if (!cpuacct.ok()) return cpuacct.status();
-  out.cpuacct = *cpuacct;
   return out;
 }
 

@@ -39,9 +39,12 @@ struct BuiltinControllers {
   CpuacctController* cpuacct = nullptr;
 };
 
-// Registers cpuset, memory, pids, numtasks, memrlimit, cpu and cpuacct, in
-// that order (cpu is given cpuacct, so that charged CPU time reaches both),
-// with `engine` (before any cgroup exists). Errors as
+// Registers cpuset, cpu, cpuacct, memory, pids, numtasks and memrlimit, in
+// that order, with `engine` (before any cgroup exists). The order is the
+// kernel's subsystem order, cgcore's own controllers last: controller ids
+// decide the order of /proc/cgroups, cgroup.controllers and the hybrid
+// layout's hierarchy ids, and which controller's refusal a migration
+// reports. cpu is given cpuacct, so that charged CPU time reaches both. Errors as
 // Engine::register_controller (nothing is usable then: register on a fresh
 // engine).
 Result<BuiltinControllers> register_builtin_controllers(Engine& engine,

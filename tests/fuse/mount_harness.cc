@@ -35,7 +35,8 @@ void reset_signals_in_child() {
   for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGPIPE, SIGCHLD}) signal(sig, SIG_DFL);
 }
 
-pid_t spawn(const std::vector<std::string>& argv, const std::string& log_path, bool own_group) {
+pid_t spawn(const std::vector<std::string>& argv, const std::string& log_path, bool own_group,
+            const std::string& runtime_dir = "") {
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
@@ -50,6 +51,7 @@ pid_t spawn(const std::vector<std::string>& argv, const std::string& log_path, b
     dup2(log, 1);
     dup2(log, 2);
   }
+  if (!runtime_dir.empty()) setenv("XDG_RUNTIME_DIR", runtime_dir.c_str(), 1);
   execv(args[0], args.data());
   _exit(127);
 }
@@ -112,7 +114,16 @@ Mount::Mount(std::vector<std::string> args, std::string binary) {
   }
   argv.insert(argv.end(), args.begin(), args.end());
   argv.push_back(dir_);
-  pid_ = spawn(argv, log_path_, /*own_group=*/false);
+  // The control socket goes here, so that a daemon a test kills leaves
+  // nothing behind in /run.
+  runtime_dir_ = dir_ + ".run";
+  // Searchable by all: ordinary users reach the socket in tests too.
+  if (::mkdir(runtime_dir_.c_str(), 0755) != 0 || ::chmod(runtime_dir_.c_str(), 0755) != 0) {
+    error_ = "mkdir " + runtime_dir_ + ": " + std::strerror(errno);
+    runtime_dir_.clear();
+    return;
+  }
+  pid_ = spawn(argv, log_path_, /*own_group=*/false, runtime_dir_);
   if (pid_ < 0) {
     error_ = std::string("fork: ") + std::strerror(errno);
     return;
@@ -154,6 +165,7 @@ void Mount::cleanup() {
     rmdir(dir_.c_str());
     unlink(log_path_.c_str());
     if (!state_dir_.empty()) sh("rm -rf '" + state_dir_ + "'");
+    if (!runtime_dir_.empty()) sh("rm -rf '" + runtime_dir_ + "'");
     dir_.clear();
   }
 }

@@ -68,7 +68,7 @@ class Mount {
   void cleanup();
 
  private:
-  std::string dir_, log_path_, state_dir_;
+  std::string dir_, log_path_, state_dir_, runtime_dir_;
   pid_t pid_ = -1;
   std::string error_;
 };

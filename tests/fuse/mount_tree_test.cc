@@ -84,8 +84,8 @@ TEST_F(MountTreeTest, ViewsSitBesideTheHierarchies) {
   Pid q = *engine.spawn({});
   Pid t = *engine.clone_thread(q);
   // The layout's order (registration), as the fs lists the mount root.
-  EXPECT_EQ(ls(""), (std::vector<std::string>{".cgcore", "cpuset", "memory", "pids", "numtasks",
-                                             "memrlimit", "cpu", "cpuacct", "unified"}));
+  EXPECT_EQ(ls(""), (std::vector<std::string>{".cgcore", "cpuset", "cpu", "cpuacct", "memory",
+                                             "pids", "numtasks", "memrlimit", "unified"}));
   EXPECT_EQ(ls(".cgcore"), (std::vector<std::string>{"cgroups", "self", "1", "2"}));
   EXPECT_EQ(ls(".cgcore/1"), (std::vector<std::string>{"cgroup"}));
   EXPECT_EQ(cat(".cgcore/cgroups"), cgfs->proc_cgroups());

@@ -23,6 +23,9 @@ BIN=$1
 ROUNDS=$2
 M=$(mktemp -d /tmp/cgcorefs-reuse.XXXXXX)
 S=$M.state
+# The daemons' control sockets: the servers killed here leave theirs behind.
+export XDG_RUNTIME_DIR=$M.run
+mkdir -p "$XDG_RUNTIME_DIR"
 field() { awk -v k="$1" '$1 == k { print $2 }' "$M/.cgcore/daemon" 2>/dev/null; }
 stop_all() {
   SRV=$(field server); KPR=$(field keeper)
@@ -31,7 +34,7 @@ stop_all() {
   sleep 0.1
   fusermount3 -u "$M" 2>/dev/null
 }
-trap 'stop_all; rm -rf "$M" "$S"' EXIT
+trap 'stop_all; rm -rf "$M" "$S" "$XDG_RUNTIME_DIR"' EXIT
 "$BIN" --state "$S" "$M" 2>/dev/null || { echo "FAIL: cgcorefs did not mount"; exit 1; }
 mkdir "$M/pids/a" || exit 1
 # While one server runs: the mirror must see the reuse (pidfs identity)

@@ -170,10 +170,18 @@ if command -v systemd-cgls >/dev/null; then
     >"$WORK/cgls-hybrid" 2>&1
   grep -q "Control group /job:" "$WORK/cgls-hybrid" && grep -q "sleep 30" "$WORK/cgls-hybrid" ||
     fail "systemd-cgls on the hybrid layout: $(cat "$WORK/cgls-hybrid")"
-  # -P: task counts (CPU columns need cpu.stat, which no controller here
-  # provides).
+  # -P counts the processes of cgroup.procs. (The CPU column needs two
+  # samples, so one iteration shows "-", on the kernel too.)
   "$CGEXEC" --compat -m "$V2" -g '*:/job' -- systemd-cgtop -b -n 1 -P --depth=1 >"$WORK/cgtop" 2>&1
-  grep -q "^/job " "$WORK/cgtop" || fail "systemd-cgtop: $(cat "$WORK/cgtop")"
+  grep -q "^/job " "$WORK/cgtop" || fail "systemd-cgtop -P: $(cat "$WORK/cgtop")"
+  # Without -P it counts tasks by pids.current and memory by memory.current,
+  # files a cgroup has only where its parent enables the controller; with
+  # neither enabled it shows no rows, as on the kernel.
+  echo "+pids +memory" >"$V2/cgroup.subtree_control"
+  "$CGEXEC" --compat -m "$V2" -g '*:/job' -- sh -c 'sleep 30 & s=$!; systemd-cgtop -b -n 1 --depth=1; kill $s' \
+    >"$WORK/cgtop-tasks" 2>&1
+  grep -Eq "^/job +[1-9][0-9]* " "$WORK/cgtop-tasks" || fail "systemd-cgtop: $(cat "$WORK/cgtop-tasks")"
+  echo "-pids -memory" >"$V2/cgroup.subtree_control"
 else
   echo "note: no systemd tools: systemd-cgls / systemd-cgtop not tried"
 fi

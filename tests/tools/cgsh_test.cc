@@ -26,7 +26,7 @@ TEST(Cgsh, CommandsPrintTheirOutput) {
             "2\n"
             "cgroup.clone_children\ncgroup.procs\nnotify_on_release\npids.current\npids.events\n"
             "pids.max\npids.peak\ntasks\n"
-            "7:cpuacct:/\n6:cpu:/\n5:memrlimit:/\n4:numtasks:/\n3:pids:/a\n2:memory:/\n1:cpuset:/\n0::/\n");
+            "7:memrlimit:/\n6:numtasks:/\n5:pids:/a\n4:memory:/\n3:cpuacct:/\n2:cpu:/\n1:cpuset:/\n0::/\n");
 }
 
 TEST(Cgsh, AFailedCommandPrintsOneErrorLineAndGoesOn) {
