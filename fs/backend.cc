@@ -6,6 +6,8 @@ std::shared_ptr<const PidNamespace> Backend::pid_namespace(const Caller&) { retu
 
 void Backend::add_new_threads(Pid) {}
 
+void Backend::settle_exits(std::span<const Pid>) {}
+
 void VirtualBackend::kill_processes(std::span<const Pid> tgids) {
   // A process that exited meanwhile is simply gone: ESRCH is not an error.
   for (Pid p : tgids) (void)engine_.exit_process(p);

@@ -58,6 +58,14 @@ class Backend {
   // kernel. The default does nothing (the engine is the whole world).
   virtual void add_new_threads(Pid tgid);
 
+  // An rmdir was refused because the cgroup holds these tasks (thread ids):
+  // those that have already exited in the backend's world, news of which
+  // has not reached the engine yet, are removed from the engine now, so
+  // that a cgroup emptied by an exit the caller has seen (it reaped its
+  // child) can be removed, as in the kernel. The default does nothing (the
+  // engine is the whole world).
+  virtual void settle_exits(std::span<const Pid> tids);
+
   // The pid namespace `caller` names pids in (its pid is the backend's id
   // of it, as FUSE reports the requester). Null when no translation is
   // needed: the caller is in the backend's own namespace, or the backend

@@ -276,6 +276,20 @@ Result<Attr> CgroupFs::mkdir(Ino dir, std::string_view name, uint32_t mode, cons
 }
 
 Status CgroupFs::rmdir(Ino dir, std::string_view name, const Caller& caller) {
+  std::vector<Pid> tasks;
+  Status st = rmdir_once(dir, name, caller, &tasks);
+  if (st.err() == EBUSY && !tasks.empty()) {
+    // The host learns of exits after the fact: a task the caller has
+    // already reaped may still be counted here.
+    backend_.settle_exits(tasks);
+    st = rmdir_once(dir, name, caller, nullptr);
+  }
+  if (!st.ok()) return st;
+  settle();
+  return Status::Ok();
+}
+
+Status CgroupFs::rmdir_once(Ino dir, std::string_view name, const Caller& caller, std::vector<Pid>* tasks) {
   {
     MutexLock lock(engine_.cgroup_mutex());
     Result<Cgroup*> parent = cgroup_dir_locked(dir);
@@ -298,7 +312,10 @@ Status CgroupFs::rmdir(Ino dir, std::string_view name, const Caller& caller) {
     Cgroup& cg = *it->second;
     const uint64_t id = cg.id();
     const std::string path = path_locked(cg);
-    if (Status st = engine_.rmdir_locked(cg); !st.ok()) return st;
+    if (Status st = engine_.rmdir_locked(cg); !st.ok()) {
+      if (tasks && st.err() == EBUSY && cg.children().empty()) *tasks = engine_.cgroup_tids(cg);
+      return st;
+    }
     log_change_locked({.kind = Change::Kind::kRmdir, .path = path});
     for (Ino i = 0; i <= kIndexMask; ++i) meta_.erase(id << kIndexBits | i);
     frozen_time_.erase(id);
@@ -309,7 +326,6 @@ Status CgroupFs::rmdir(Ino dir, std::string_view name, const Caller& caller) {
       pending_releases_.push_back(CgroupPtr(&p));
     }
   }
-  settle();
   return Status::Ok();
 }
 

@@ -140,6 +140,8 @@ class CgroupFs : private EngineObserver {
   // engine's mkdir errors.
   Result<Attr> mkdir(Ino dir, std::string_view name, uint32_t mode, const Caller& caller);
   // Removes a cgroup directory; EPERM for a control file (unlink), ENOTDIR...
+  // A cgroup refused for its tasks is tried once more after the backend
+  // has settled their exits (Backend::settle_exits).
   Status rmdir(Ino dir, std::string_view name, const Caller& caller);
   // Removing a control file: always EPERM, as on cgroupfs.
   Status unlink(Ino dir, std::string_view name, const Caller& caller);
@@ -240,6 +242,10 @@ class CgroupFs : private EngineObserver {
   // Locking: no engine lock held.
   void settle();
   void build_file_table();
+  // One attempt of rmdir(). If the engine refused it because the cgroup has
+  // tasks, their thread ids are put in `*tasks`. Locking: none held; takes
+  // the cgroup mutex.
+  Status rmdir_once(Ino dir, std::string_view name, const Caller& caller, std::vector<Pid>* tasks);
   // Reports a change to the change log, if any. Locking: cgroup mutex held.
   void log_change_locked(const Change& change) CG_REQUIRES(engine_.cgroup_mutex()) {
     if (ChangeLog* log = change_log_.load()) log->record(change);

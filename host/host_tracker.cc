@@ -58,6 +58,11 @@ bool HostTracker::ensure_pid(Pid pid) { return mirror_->ensure_pid(pid); }
 
 void HostTracker::add_new_threads(Pid tgid) { mirror_->add_new_threads(tgid); }
 
+void HostTracker::settle_exits(std::span<const Pid> tids) {
+  (void)catch_up_events();
+  mirror_->recheck_tasks(tids);
+}
+
 void HostTracker::resync() {
   mirror_->resync(false);
   resyncs_.fetch_add(1);

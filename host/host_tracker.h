@@ -150,6 +150,10 @@ class HostTracker final : public fs::Backend {
   // The threads /proc/TGID/task lists that the mirror lacks are added now
   // (Mirror::add_new_threads).
   void add_new_threads(Pid tgid) override;
+  // Events waiting in the connector's socket are applied first (an exit the
+  // caller has reaped is there already), then the tasks are matched against
+  // /proc (Mirror::recheck_tasks), for exits no event has brought yet.
+  void settle_exits(std::span<const Pid> tids) override;
   // The caller's pid namespace, from /proc (host/pid_namespace.h).
   std::shared_ptr<const fs::PidNamespace> pid_namespace(const fs::Caller& caller) override;
   void kill_processes(std::span<const Pid> tgids) override;

@@ -60,6 +60,17 @@ void Mirror::add_new_threads(Pid tgid) {
   effects_.apply();
 }
 
+void Mirror::recheck_tasks(std::span<const Pid> tids) {
+  std::vector<Pid> ids(tids.begin(), tids.end());
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  if (ids.size() > kMaxRecheck) ids.resize(kMaxRecheck);  // bounded /proc reads per request
+  MutexLock l(sync_mu_);
+  for (Pid t : ids)
+    if (!is_provisional_id(t) && records_.task(t)) sync_pid(t, 0);
+  effects_.apply();
+}
+
 void Mirror::apply(std::span<const ProcEvent> events) {
   MutexLock l(sync_mu_);
   for (const ProcEvent& ev : events) apply_one(ev);

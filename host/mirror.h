@@ -56,6 +56,10 @@ class Mirror {
   // One directory listing when there are none. Nothing if the process is
   // unknown or its id now names another process.
   void add_new_threads(Pid tgid);
+  // Matches these tasks (thread ids; at most kMaxRecheck of them) against
+  // /proc as the events would: those that have exited leave the engine now.
+  void recheck_tasks(std::span<const Pid> tids);
+  static constexpr size_t kMaxRecheck = 1024;
   // Applies connector events, in order.
   void apply(std::span<const ProcEvent> events);
   // Matches against /proc the ids that events left doubtful (a task already

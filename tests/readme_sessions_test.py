@@ -187,10 +187,9 @@ def run_mount(readme, tools):
             command = command.replace("/tmp/cgcore", mnt)
             for old, new in seen.items():
                 command = re.sub(rf"\b{old}\b", new, command)
-            # A person takes a moment between commands; without it a loaded
-            # machine may run `rmdir` before the daemon has read the sleep's
-            # exit from the process-events connector (asynchronous by
-            # nature), which no one typing would see.
+            # A person takes a moment between commands: the daemon follows
+            # processes through events that arrive after the fact, a lag
+            # no one typing would see.
             time.sleep(0.3)
             out = sh.run(command)
             if i == 0:

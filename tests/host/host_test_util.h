@@ -267,6 +267,12 @@ class HostFixture : public ::testing::Test {
     if (!dir.ok()) return dir.err();
     return fs->mkdir(*dir, path.substr(slash + 1), 0755, fs::Caller{}).err();
   }
+  int rmdir(const std::string& path) {
+    size_t slash = path.rfind('/');
+    auto dir = fs->resolve(slash == 0 ? "/" : path.substr(0, slash));
+    if (!dir.ok()) return dir.err();
+    return fs->rmdir(*dir, path.substr(slash + 1), fs::Caller{}).err();
+  }
 
   // ---- engine views
   // The v2 cgroup path of a task ("" if the engine does not have it).

@@ -497,6 +497,35 @@ TEST_P(Follow, KillSendsSigkillToTheSubtree) {
   EXPECT_TRUE(has_process(bystander.pid()));
 }
 
+// As in the kernel, a cgroup whose last task the caller has killed and
+// reaped can be removed at once, though the exit's news has not reached the
+// mirror yet (events held back; no rescan before the rmdir).
+TEST_P(Follow, ACgroupEmptiedByAReapedExitIsRemovedAtOnce) {
+  if (GetParam()) {
+    START();
+  } else {
+    make_tracker(HostOptions{.use_connector = false, .rescan_ms = 3600 * 1000, .memory_sync_ms = 0});
+    ASSERT_TRUE(tracker->start().ok());
+  }
+  ASSERT_EQ(mkdir("/gone"), 0);
+  Child a = Child::sleep(), b = Child::sleep();
+  ASSERT_TRUE(tracker->ensure_pid(a.pid()));
+  ASSERT_TRUE(tracker->ensure_pid(b.pid()));
+  ASSERT_EQ(echo("/gone/cgroup.procs", std::to_string(a.pid())), 0);
+  ASSERT_EQ(echo("/gone/cgroup.procs", std::to_string(b.pid())), 0);
+  if (GetParam()) tracker->TEST_pause_events(true);
+  a.signal(SIGKILL);
+  a.wait();
+  // One task left, alive: refused, and it stays.
+  EXPECT_EQ(rmdir("/gone"), EBUSY);
+  EXPECT_EQ(cat("/gone/cgroup.procs"), std::to_string(b.pid()) + "\n");
+  b.signal(SIGKILL);
+  b.wait();
+  EXPECT_EQ(rmdir("/gone"), 0);
+  EXPECT_EQ(mkdir("/gone"), 0);  // the name is free again
+  if (GetParam()) tracker->TEST_pause_events(false);
+}
+
 TEST_P(Follow, MemoryUsageFollowsResidentMemory) {
   HostOptions o;
   o.memory_sync_ms = 50;
