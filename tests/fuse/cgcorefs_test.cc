@@ -486,10 +486,13 @@ TEST(CgcorefsSim, BackgroundStartReturnsOnceMounted) {
     ~Guard() {
       sh("fusermount3 -u " + dir + " 2>/dev/null || umount -l " + dir + " 2>/dev/null");
       rmdir(dir.c_str());
+      sh("rm -rf " + dir + ".run");
     }
   } guard{dir};
+  // Its log goes there, not to /run.
+  ASSERT_EQ(::mkdir((dir + ".run").c_str(), 0700), 0);
   std::string out;
-  ASSERT_EQ(sh(std::string(CGCOREFS_BINARY) + " --sim --layout v2 " + dir, &out), 0) << out;
+  ASSERT_EQ(sh("XDG_RUNTIME_DIR=" + dir + ".run " + CGCOREFS_BINARY + " --sim --layout v2 " + dir, &out), 0) << out;
   // Mounted by the time the command returned.
   EXPECT_EQ(cat(dir + "/cgroup.procs"), "1\n");
   ASSERT_EQ(sh("fusermount3 -u " + dir), 0);
