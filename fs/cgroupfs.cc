@@ -429,7 +429,16 @@ Result<std::unique_ptr<OpenFile>> CgroupFs::open(Ino ino, bool read, bool write,
   return f;
 }
 
-Result<std::string> CgroupFs::read(OpenFile& file, uint64_t offset, size_t size) {
+std::shared_ptr<const PidNamespace> CgroupFs::request_pidns(const OpenFile& file,
+                                                            std::optional<Pid> requester) {
+  if (!requester || *requester == file.caller_.pid) return file.pidns_;
+  Caller who = file.caller_;
+  who.pid = *requester;
+  return backend_.pid_namespace(who);
+}
+
+Result<std::string> CgroupFs::read(OpenFile& file, uint64_t offset, size_t size,
+                                   std::optional<Pid> requester) {
   if (!file.can_read_) return Status::Error(EBADF, "not open for reading");
   if (offset == 0 || !file.loaded_) {
     // A pid file's ids are listed under the lock and turned into the
@@ -456,7 +465,7 @@ Result<std::string> CgroupFs::read(OpenFile& file, uint64_t offset, size_t size)
     }
     if (pid_def) {
       if (!ids.ok()) return ids.status();
-      file.snapshot_ = pid_lines(*pid_def, std::move(ids.value()), file.pidns_.get());
+      file.snapshot_ = pid_lines(*pid_def, std::move(ids.value()), request_pidns(file, requester).get());
     }
     file.loaded_ = true;
   }
@@ -489,7 +498,7 @@ std::string CgroupFs::pid_lines(const FileDef& def, std::vector<Pid> ids, const 
   return out;
 }
 
-Result<size_t> CgroupFs::write(OpenFile& file, std::string_view data) {
+Result<size_t> CgroupFs::write(OpenFile& file, std::string_view data, std::optional<Pid> requester) {
   if (!file.can_write_) return Status::Error(EBADF, "not open for writing");
   // The file's definition follows from its inode number alone (the table is
   // immutable).
@@ -505,12 +514,17 @@ Result<size_t> CgroupFs::write(OpenFile& file, std::string_view data) {
   // seen yet looked up, before the handler's lock hold, in which the
   // backend's own locks may not be taken.
   Result<Pid> pid = Status::Error(EINVAL, "no process id written");
+  Caller writer = file.caller_;  // whom "0" names
+  if (requester) writer.pid = *requester;
   if (named && named->names_pid) {
-    pid = resolve_written_pid(data, file.caller_, file.pidns_.get());
+    pid = resolve_written_pid(data, writer, request_pidns(file, requester).get());
     if (pid.ok() && !engine_.tgid_of(*pid).ok()) (void)backend_.resolve_pid(*pid);
     if (pid.ok() && named->moves_process)
       if (Result<Pid> tgid = engine_.tgid_of(*pid); tgid.ok()) backend_.add_new_threads(*tgid);
   }
+  // The journal names the task as the backend does, not as the writer's
+  // namespace does.
+  const Pid resolved = pid.ok() ? *pid : 0;
   Status st;
   std::vector<Pid> kill;
   {
@@ -529,10 +543,8 @@ Result<size_t> CgroupFs::write(OpenFile& file, std::string_view data) {
     }
     if (st.ok() && change_log_.load()) {
       const std::string path = node_path_locked(n.value());
-      Pid pid = 0;
-      if (def->names_pid)
-        if (Result<Pid> p = parse_written_pid(data, file.caller_); p.ok()) pid = *p;
-      log_change_locked({.kind = Change::Kind::kWrite, .path = path, .text = data, .file = def->name, .pid = pid});
+      log_change_locked({.kind = Change::Kind::kWrite, .path = path, .text = data, .file = def->name,
+                         .pid = def->names_pid ? resolved : 0});
     }
   }
   if (!kill.empty()) backend_.kill_processes(kill);

@@ -85,8 +85,8 @@ class OpenFile {
   bool can_read_ = false, can_write_ = false;
   Caller caller_;
   // The opener's pid namespace (null: the backend's own), for the files
-  // that name pids: the kernel reads and writes pids in the namespace of
-  // the process at hand, here the opener's.
+  // that name pids, used for the opener's own reads and writes (a request
+  // from another task looks up that task's).
   std::shared_ptr<const PidNamespace> pidns_;
   std::string snapshot_;
   bool loaded_ = false;
@@ -159,11 +159,18 @@ class CgroupFs : private EngineObserver {
   // handler for fails later, at read / write, with EINVAL.
   Result<std::unique_ptr<OpenFile>> open(Ino ino, bool read, bool write, const Caller& caller);
   // Reads up to `size` bytes at `offset`. ENODEV if the cgroup was removed.
-  Result<std::string> read(OpenFile& file, uint64_t offset, size_t size);
+  // `requester`: the task reading (the backend's id; 0: one the backend
+  // cannot name; none: the opener), whose pid namespace a pid file's text
+  // is generated in, as the kernel lists pids in the reader's.
+  Result<std::string> read(OpenFile& file, uint64_t offset, size_t size,
+                           std::optional<Pid> requester = std::nullopt);
   // Runs one write command; returns the bytes consumed (all of them).
   // E2BIG for more than the file takes in one write (FileDef::max_write),
-  // before anything else, as kernfs.
-  Result<size_t> write(OpenFile& file, std::string_view data);
+  // before anything else, as kernfs. `requester`: the task writing, as for
+  // read; a pid written is the one its namespace names, and "0" is the
+  // requester itself, as in the kernel. Permission checks use the opener's
+  // credentials, as the kernel's use the open-time ones.
+  Result<size_t> write(OpenFile& file, std::string_view data, std::optional<Pid> requester = std::nullopt);
   // The most one write to the file `ino` may carry (E2BIG beyond); 0 if
   // `ino` names no control file.
   size_t max_write(Ino ino) const;
@@ -242,6 +249,10 @@ class CgroupFs : private EngineObserver {
   // Locking: no engine lock held.
   void settle();
   void build_file_table();
+  // The pid namespace a request on `file` names pids in: the opener's (found
+  // at open) for the opener's own requests, else `requester`'s. Locking: no
+  // engine lock held (the host reads /proc).
+  std::shared_ptr<const PidNamespace> request_pidns(const OpenFile& file, std::optional<Pid> requester);
   // One attempt of rmdir(). If the engine refused it because the cgroup has
   // tasks, their thread ids are put in `*tasks`. Locking: none held; takes
   // the cgroup mutex.

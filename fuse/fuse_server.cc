@@ -324,7 +324,8 @@ struct Ops {
     }
     // kernfs: generating the text from the start marks the change seen.
     if (off == 0 && h->is_fs_file()) h->events_seen.store(server(req).watch_events(ino));
-    Result<std::string> data = tree(req).read(*h, static_cast<uint64_t>(off), size);
+    Result<std::string> data =
+        tree(req).read(*h, static_cast<uint64_t>(off), size, static_cast<Pid>(fuse_req_ctx(req)->pid));
     if (!data.ok()) {
       fuse_reply_err(req, errno_of(data.err()));
       return;
@@ -341,7 +342,7 @@ struct Ops {
     if (done_before(req)) return (void)fuse_reply_write(req, size);
     Handle* h = file(req, ino, fi);
     if (!h) return;
-    Result<size_t> n = tree(req).write(*h, std::string_view(buf, size));
+    Result<size_t> n = tree(req).write(*h, std::string_view(buf, size), static_cast<Pid>(fuse_req_ctx(req)->pid));
     if (!n.ok()) {
       fuse_reply_err(req, errno_of(n.err()));
       return;

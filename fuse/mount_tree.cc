@@ -380,9 +380,9 @@ Result<std::unique_ptr<Handle>> MountTree::open(Ino ino, bool read, bool write,
   return h;
 }
 
-Result<std::string> MountTree::read(Handle& h, uint64_t offset, size_t size) {
+Result<std::string> MountTree::read(Handle& h, uint64_t offset, size_t size, std::optional<Pid> requester) {
   MutexLock lock(h.mu_);
-  if (h.fs_file_) return fs_.read(*h.file_, offset, size);
+  if (h.fs_file_) return fs_.read(*h.file_, offset, size, requester);
   if (offset == 0 || !h.view_loaded_) {
     if (view_kind(h.ino_) == kViewCgroups) {
       h.view_ = fs_.proc_cgroups();
@@ -399,10 +399,10 @@ Result<std::string> MountTree::read(Handle& h, uint64_t offset, size_t size) {
   return h.view_.substr(offset, size);
 }
 
-Result<size_t> MountTree::write(Handle& h, std::string_view data) {
+Result<size_t> MountTree::write(Handle& h, std::string_view data, std::optional<Pid> requester) {
   if (!h.fs_file_) return err(EBADF, "not open for writing");
   MutexLock lock(h.mu_);
-  Result<size_t> n = fs_.write(*h.file_, data);
+  Result<size_t> n = fs_.write(*h.file_, data, requester);
   return n;
 }
 

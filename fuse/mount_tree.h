@@ -153,9 +153,13 @@ class MountTree {
   // writing); EISDIR for a directory.
   Result<std::unique_ptr<Handle>> open(Ino ino, bool read, bool write, const Caller& caller);
   // Reads at an offset; a read at offset 0 takes a fresh snapshot.
-  Result<std::string> read(Handle& h, uint64_t offset, size_t size);
+  // `requester`: the task reading (FUSE reports it), whose pid namespace a
+  // pid file is listed in (fs::CgroupFs::read); none: the opener.
+  Result<std::string> read(Handle& h, uint64_t offset, size_t size,
+                           std::optional<Pid> requester = std::nullopt);
   // One write, one command: the fs's errno (E2BIG past the file's limit).
-  Result<size_t> write(Handle& h, std::string_view data);
+  // `requester` as for read (fs::CgroupFs::write).
+  Result<size_t> write(Handle& h, std::string_view data, std::optional<Pid> requester = std::nullopt);
 
  private:
   Result<Node> view_node(Ino ino);

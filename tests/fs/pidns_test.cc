@@ -172,5 +172,40 @@ TEST_F(PidNsTest, OnlyPidFilesAskForTheNamespaceOnceAtOpen) {
   EXPECT_EQ(cgroup_of(1002, "unified"), "/a");
 }
 
+// A descriptor opened on the host and used from the child namespace (fork
+// after open, then unshare; or an fd passed over a socket): each read and
+// write names pids in the namespace of the task doing it, as the kernel's
+// task_pid_vnr / find_task_by_vpid of current do.
+TEST_F(PidNsTest, AnInheritedDescriptorNamesPidsInTheRequestersNamespace) {
+  auto ino = fs->resolve("/pids/a/cgroup.procs");
+  ASSERT_TRUE(ino.ok());
+  auto f = fs->open(*ino, true, true, host);
+  ASSERT_TRUE(f.ok());
+  // Written by the child's task 1001: "2" is its 2 (engine 1002), "0" is
+  // the writer itself, not the opener.
+  ASSERT_TRUE(fs->write(**f, "2", inside.pid).ok());
+  EXPECT_EQ(cgroup_of(1002, "pids"), "/a");
+  EXPECT_EQ(cgroup_of(2, "pids"), "/");
+  ASSERT_TRUE(fs->write(**f, "0", inside.pid).ok());
+  EXPECT_EQ(cgroup_of(1001, "pids"), "/a");
+  EXPECT_EQ(cgroup_of(1, "pids"), "/");
+  // The opener's own write: host ids.
+  ASSERT_TRUE(fs->write(**f, "2", host.pid).ok());
+  EXPECT_EQ(cgroup_of(2, "pids"), "/a");
+  // Read by the child: its names, without the host's task; by the opener:
+  // the engine's.
+  auto in = fs->read(**f, 0, 100, inside.pid);
+  ASSERT_TRUE(in.ok());
+  EXPECT_EQ(*in, "1\n2\n");
+  auto out = fs->read(**f, 0, 100, host.pid);
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(*out, "2\n1001\n1002\n");
+  // The opener asks nothing more than at open.
+  const int before = backend.asked.load();
+  ASSERT_TRUE(fs->read(**f, 0, 100).ok());
+  ASSERT_TRUE(fs->read(**f, 0, 100, host.pid).ok());
+  EXPECT_EQ(backend.asked.load(), before);
+}
+
 }  // namespace
 }  // namespace cgcore::fs

@@ -201,5 +201,43 @@ TEST(CgcorefsPidNamespace, PidsAreTheWritersAndReadersNamespaces) {
   EXPECT_TRUE(contains_pid(host_root, 1)) << "the host's init stays in the root";
 }
 
+// A descriptor the host opened, used inside the namespace (inherited across
+// the fork): its writes and reads name pids in the namespace of the process
+// making them, not of the opener.
+TEST(CgcorefsPidNamespace, AnInheritedDescriptorUsesTheRequestersNamespace) {
+  SKIP_WITHOUT_FUSE();
+  Mount m({"--layout", "v2"});
+  ASSERT_TRUE(m.ok()) << m.error();
+  Proc sleeper({"/bin/sleep", "100"});
+  ASSERT_EQ(sh("mkdir " + m.path("a")), 0);
+  ASSERT_EQ(write_file(m.path("a/cgroup.procs"), std::to_string(sleeper.pid())), 0);
+  const int fd = ::open(m.path("a/cgroup.procs").c_str(), O_RDWR);
+  ASSERT_GE(fd, 0) << std::strerror(errno);
+  auto inside = [&]() -> std::string {
+    std::string out;
+    out += std::string("write1 ") + (::pwrite(fd, "1", 1, 0) == 1 ? "ok" : std::strerror(errno)) + "\n";
+    char buf[256] = {};
+    const ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+    std::string procs(buf, n > 0 ? static_cast<size_t>(n) : 0);
+    std::replace(procs.begin(), procs.end(), '\n', ' ');
+    out += "procs " + procs + "\n";
+    return out;
+  };
+  std::string host_a;
+  auto outside = [&] { host_a = slurp(m.path("a/cgroup.procs")); };
+  int err = 0;
+  std::optional<std::string> out = with_child_pid_namespace(inside, outside, &err);
+  ::close(fd);
+  if (!out) GTEST_SKIP() << "cannot make a pid namespace: " << std::strerror(err);
+  EXPECT_NE(out->find("write1 ok\n"), std::string::npos) << *out;
+  // The namespace's init (1) and the sleeper it cannot see (0).
+  const size_t at = out->find("procs ");
+  ASSERT_NE(at, std::string::npos) << *out;
+  EXPECT_EQ(sorted(pids_of(out->substr(at + 6, out->find('\n', at) - at - 6))), (std::vector<long>{0, 1}))
+      << *out;
+  EXPECT_FALSE(contains_pid(host_a, 1)) << "the host's init was moved: " << host_a;
+  EXPECT_EQ(pids_of(host_a).size(), 2u) << host_a;
+}
+
 }  // namespace
 }  // namespace cgcore::fuse::testing
