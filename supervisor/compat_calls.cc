@@ -15,7 +15,10 @@
 #include <climits>
 #include <cstring>
 #include <fstream>
+#include <memory>
+#include <optional>
 #include <sstream>
+#include <vector>
 
 #include "core/parse.h"
 #include "fs/cgroupfs.h"
@@ -73,12 +76,45 @@ Pid tgid_from_proc(Pid tid) {
   return 0;
 }
 
+// The thread group of a thread as its own pid namespace names it (the last
+// NStgid entry; 0 if gone).
+Pid tgid_in_caller_ns(Pid tid) {
+  std::ifstream status(proc_path(tid, "/status"));
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("NStgid:", 0) == 0) {
+      std::istringstream ids(line.substr(7));
+      Pid last = 0;
+      for (Pid v; ids >> v;) last = v;
+      return last;
+    }
+  return 0;
+}
+
 // Whether a thread is in the daemon's pid namespace (so that pids in its
 // /proc paths are the daemon's).
 bool in_my_pid_namespace(Pid tid) {
   struct stat mine{}, theirs{};
   return ::stat("/proc/self/ns/pid", &mine) == 0 && ::stat(proc_path(tid, "/ns/pid").c_str(), &theirs) == 0 &&
          mine.st_ino == theirs.st_ino && mine.st_dev == theirs.st_dev;
+}
+
+// Field 22 of a /proc stat file: the task's start time, in clock ticks.
+std::optional<uint64_t> start_time_at(const std::string& stat_path) {
+  std::ifstream in(stat_path);
+  std::string s;
+  if (!std::getline(in, s)) return std::nullopt;
+  const size_t close = s.rfind(')');  // the name may hold spaces and ')'
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream fields(s.substr(close + 1));
+  std::string v;
+  for (int field = 3; fields >> v; ++field)
+    if (field == 22) {
+      Result<uint64_t> t = kstrtoull(v, 10);
+      if (!t.ok()) return std::nullopt;
+      return *t;
+    }
+  return std::nullopt;
 }
 
 bool exists(const std::string& path) {
@@ -167,24 +203,31 @@ CallAnswer CompatCalls::open(int fd, const seccomp_notif& req, int64_t dirfd, ui
   const ProcFile pf = classify_proc_path(path);
   if (pf.kind == ProcFile::kNone) return CallAnswer{};
   const Pid caller = static_cast<Pid>(req.pid);
+  // The numbers in the path are those of the caller's /proc.
+  const bool foreign = pf.who != ProcFile::kThreadSelf && !in_my_pid_namespace(caller);
   // Whose file, in the daemon's pid namespace.
   Pid target = 0;
   switch (pf.who) {
     case ProcFile::kSelf: target = tgid_from_proc(caller); break;
     case ProcFile::kThreadSelf: target = caller; break;
     case ProcFile::kPid:
-      // Another pid namespace's numbers: the kernel's file (a difference,
-      // docs/compatibility.md).
-      if (!in_my_pid_namespace(caller)) return CallAnswer{};
-      target = pf.pid;
+      target = foreign ? daemon_id_of(caller, std::to_string(pf.pid), pf.pid) : pf.pid;
       break;
   }
-  if (target <= 0) return CallAnswer{};
+  if (target <= 0) return CallAnswer{};  // the kernel's answer (ENOENT, or a file we cannot place)
   if (pf.tid) {
+    Pid tid = pf.tid;
+    if (foreign) {
+      // The caller's own threads are named in its namespace.
+      const std::string dir = pf.who == ProcFile::kSelf ? std::to_string(tgid_in_caller_ns(caller))
+                                                        : std::to_string(pf.pid);
+      tid = daemon_id_of(caller, dir + "/task/" + std::to_string(pf.tid), pf.tid);
+      if (tid <= 0) return CallAnswer{};
+    }
     // /proc/P/task/T exists only for a thread T of P; else the kernel's
     // ENOENT.
-    if (!exists(proc_path(target, ("/task/" + std::to_string(pf.tid)).c_str()))) return CallAnswer{};
-    target = pf.tid;
+    if (!exists(proc_path(target, ("/task/" + std::to_string(tid)).c_str()))) return CallAnswer{};
+    target = tid;
   } else if (pf.kind != ProcFile::kCgroups && !exists(proc_path(target, ""))) {
     return CallAnswer{};
   }
@@ -227,6 +270,20 @@ CallAnswer CompatCalls::open(int fd, const seccomp_notif& req, int64_t dirfd, ui
   ::close(ro);
   if (rc >= 0 || err == ENOENT) return CallAnswer::responded();  // answered, or the caller is gone
   return CallAnswer::failed(err);  // e.g. EMFILE: the caller's descriptor table is full
+}
+
+Pid CompatCalls::daemon_id_of(Pid caller, const std::string& rel, Pid id) {
+  const std::optional<uint64_t> seen = start_time_at(proc_path(caller, ("/root/proc/" + rel + "/stat").c_str()));
+  if (!seen) return 0;
+  std::vector<Pid> candidates;
+  fs::Caller who;
+  who.pid = caller;
+  if (std::shared_ptr<const fs::PidNamespace> ns = fs_.pid_namespace(who))
+    if (Result<Pid> r = ns->from_caller(id); r.ok()) candidates.push_back(*r);
+  candidates.push_back(id);
+  for (Pid c : candidates)
+    if (start_time_at(proc_path(c, "/stat")) == seen) return c;
+  return 0;
 }
 
 // The device of the mount, found once.

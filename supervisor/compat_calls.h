@@ -20,6 +20,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/types.h"
+
 namespace cgcore::fs {
 class CgroupFs;
 }
@@ -61,6 +63,13 @@ class CompatCalls {
   std::string caller_path(int fd, const seccomp_notif& req, int64_t dirfd, uint64_t addr,
                           std::string_view prefix);
   dev_t mount_dev();
+  // The daemon's id of the task that `rel` ("N", or "N/task/T" naming `id`)
+  // of the /proc the caller sees through its root is; 0 if it cannot be
+  // told. The caller's procfs is mostly its own pid namespace's (a
+  // container, `unshare --pid --mount-proc`), sometimes the daemon's (no
+  // remount): the candidate each gives is taken if its start time is the
+  // entry's. Locking: none (reads /proc).
+  Pid daemon_id_of(Pid caller, const std::string& rel, Pid id);
 
   fs::CgroupFs& fs_;
   const std::string mountpoint_;

@@ -9,6 +9,8 @@
 #     hybrid mount as on the host's own v1 pids hierarchy, and do what they
 #     say on the v2 mount;
 #   * systemd-cgls and systemd-cgtop show the mount's tree;
+#   * /proc/PID/cgroup in a child pid namespace names that namespace's
+#     pids (or the host's, with the host's /proc);
 #   * xattrs on a cgroup directory (xattr_seq.py, on any mount) answer as
 #     on the host's cgroup2.
 #
@@ -230,6 +232,23 @@ if command -v setpriv >/dev/null &&
     fail "cgexec --compat as an ordinary user: $(cat "$WORK/user")"
 else
   echo "note: uid 65534 cannot run $CGEXEC: --compat in a user namespace not tried"
+fi
+
+# ------------------------------------------------------- a child pid namespace
+# /proc/PID paths name the pids of the /proc the process sees: its own
+# namespace's after --mount-proc (1 is the namespace's init, in /job), the
+# host's without (1 is the host's init, in the root).
+if command -v unshare >/dev/null && unshare --pid --fork --mount-proc true 2>/dev/null; then
+  "$CGEXEC" --compat -m "$V2" -g '*:/job' -- unshare --pid --fork --mount-proc sh -c \
+    'cat /proc/1/cgroup /proc/1/task/1/cgroup /proc/self/cgroup' >"$WORK/pidns" 2>&1
+  [ "$(cat "$WORK/pidns")" = "$(printf '0::/job\n0::/job\n0::/job')" ] ||
+    fail "/proc/PID/cgroup in a child pid namespace: $(cat "$WORK/pidns")"
+  "$CGEXEC" --compat -m "$V2" -g '*:/job' -- unshare --pid --fork sh -c \
+    'cat /proc/1/cgroup /proc/self/cgroup' >"$WORK/pidns-hostproc" 2>&1
+  [ "$(cat "$WORK/pidns-hostproc")" = "$(printf '0::/\n0::/job')" ] ||
+    fail "/proc/PID/cgroup in a child pid namespace with the host's /proc: $(cat "$WORK/pidns-hostproc")"
+else
+  echo "note: unshare --pid --mount-proc refused: /proc/PID in a child pid namespace not tried"
 fi
 
 # Without --compat nothing changes: the mount table is the kernel's.
