@@ -451,14 +451,13 @@ std::string control_socket_path() {
   return base + "/cgcorefs." + std::to_string(::getpid()) + ".sock";
 }
 
-// The server: started by the keeper (run_keeper) with the connection on
-// descriptor 3 and the keeper's control socket on 4; serves until the
-// connection ends (exit 0) or a signal ends it (exit kServerExitSignalled;
-// SIGUSR1: a hand-over, frozen processes stay stopped for the next server).
-// The server: started by a keeper (--keeper-child) on the keeper's
-// connection, or, for the io_uring transport, on a mount of its own (the
-// ring's entries die with the process that registered them, so a ring
-// cannot outlive a server: no keeper, no restart).
+// The server: started by a keeper (run_keeper, --keeper-child) with the
+// keeper's connection on descriptor 3 and its control socket on 4, or, for
+// the io_uring transport, on a mount of its own (the ring's entries die with
+// the process that registered them, so a ring cannot outlive a server: no
+// keeper, no restart). Serves until the connection ends (exit 0) or a
+// signal ends it (exit kServerExitSignalled; SIGUSR1: a hand-over, frozen
+// processes stay stopped for the next server).
 int serve(const Args& a) {
   const bool kept = a.keeper_child;
   if (!kept && !a.foreground) daemonize_or_die();
