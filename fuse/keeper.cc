@@ -169,6 +169,11 @@ int run_keeper(const KeeperOptions& o) {
       continue;
     }
     // SIGCHLD: reap every child that ended.
+    if (c.pid > 0 && o.server_ended) {
+      siginfo_t info{};
+      if (waitid(P_PID, static_cast<id_t>(c.pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid == c.pid)
+        o.server_ended(c.pid);
+    }
     bool gone = false;
     int status = 0;
     for (;;) {

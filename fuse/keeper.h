@@ -49,6 +49,10 @@ struct KeeperOptions {
   // Once the first server serves (true), or when it ended before that, or
   // the mount failed (false): the keeper's verdict for whoever started it.
   std::function<void(bool)> ready;
+  // A server has ended, however it ended (called before it is reaped, so
+  // that its pid cannot name another process yet): what it leaves behind
+  // under its pid, such as its control socket after a SIGKILL, can go.
+  std::function<void(pid_t)> server_ended;
 };
 
 // Mounts and keeps the connection until the file system is unmounted or the

@@ -443,12 +443,14 @@ Status set_root_metadata(fs::CgroupFs& cgfs, Args a) {
   return Status::Ok();
 }
 
-// Where the supervisor listens: under $XDG_RUNTIME_DIR, else /run as root,
-// else /tmp; named by this process, since .cgcore/daemon names it anyway.
-std::string control_socket_path() {
+// Where the supervisor of server `pid` listens: under $XDG_RUNTIME_DIR,
+// else /run as root, else /tmp; named by the server's pid, since
+// .cgcore/daemon names it anyway. The keeper, with the same environment,
+// finds it by the same rule.
+std::string control_socket_path(pid_t pid = ::getpid()) {
   const char* dir = std::getenv("XDG_RUNTIME_DIR");
   std::string base = dir && *dir ? dir : (::geteuid() == 0 ? "/run" : "/tmp");
-  return base + "/cgcorefs." + std::to_string(::getpid()) + ".sock";
+  return base + "/cgcorefs." + std::to_string(pid) + ".sock";
 }
 
 // The server: started by a keeper (run_keeper, --keeper-child) with the
@@ -686,6 +688,8 @@ int keep(const Args& a) {
   ko.mount = {.allow_other = a.allow_other, .default_permissions = a.default_permissions, .debug = a.debug};
   ko.server_argv = std::move(argv);
   ko.log = log_line;
+  // A killed server cannot remove its socket.
+  ko.server_ended = [](pid_t server) { (void)::unlink(control_socket_path(server).c_str()); };
   ko.ready = [&a](bool ok) {
     report_ready(ok ? 0 : 1);
 #ifdef CGCOREFS_HAVE_SYSTEMD

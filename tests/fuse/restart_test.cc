@@ -16,6 +16,7 @@
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <sstream>
 #include <mutex>
 #include <thread>
 
@@ -139,11 +140,23 @@ TEST(CgcorefsRestart, KillingTheServerUnderLoadKeepsTheMountAndTheState) {
   const pid_t keeper = m.keeper_pid(), old = m.server_pid();
   ASSERT_GT(old, 0);
   EXPECT_EQ(keeper, m.daemon());
+  // The supervisor's socket, named by the server.
+  auto socket_of_server = [&]() -> std::string {
+    std::istringstream lines(cat(m.path(".cgcore/daemon")));
+    for (std::string l; std::getline(lines, l);)
+      if (l.rfind("socket ", 0) == 0) return l.substr(7);
+    return "";
+  };
+  const std::string old_socket = socket_of_server();
+  ASSERT_FALSE(old_socket.empty()) << cat(m.path(".cgcore/daemon"));
   Load load(m);
   std::this_thread::sleep_for(200ms);
   ASSERT_EQ(kill(old, SIGKILL), 0);
   const pid_t next = new_server(m, old);
   ASSERT_GT(next, 0) << m.log();
+  // The killed server's socket was removed by the keeper; the new one's is there.
+  EXPECT_NE(::access(old_socket.c_str(), F_OK), 0) << old_socket;
+  EXPECT_EQ(::access(socket_of_server().c_str(), F_OK), 0) << socket_of_server();
   const int64_t before = load.ops();
   ASSERT_TRUE(eventually([&] { return load.ops() > before + 20; }, 10s)) << "no progress after the restart";
   load.stop();
