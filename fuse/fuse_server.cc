@@ -886,19 +886,21 @@ uint64_t FuseServer::next_fh() {
   return next_fh_++;
 }
 
-uint64_t FuseServer::track(Handle* h) {
-  MutexLock lock(handles_mu_);
+uint64_t FuseServer::unused_fh() {
   uint64_t fh;
   do fh = next_fh();
   while (fh == 0 || fh == kPokerFh || open_files_.count(fh) || open_dirs_.count(fh));
+  return fh;
+}
+uint64_t FuseServer::track(Handle* h) {
+  MutexLock lock(handles_mu_);
+  const uint64_t fh = unused_fh();
   open_files_[fh] = h;
   return fh;
 }
 uint64_t FuseServer::track(DirHandle* d) {
   MutexLock lock(handles_mu_);
-  uint64_t fh;
-  do fh = next_fh();
-  while (fh == 0 || fh == kPokerFh || open_files_.count(fh) || open_dirs_.count(fh));
+  const uint64_t fh = unused_fh();
   open_dirs_[fh] = d;
   return fh;
 }

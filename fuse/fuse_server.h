@@ -176,6 +176,8 @@ class FuseServer {
   Handle* untrack_file(uint64_t fh);
   DirHandle* untrack_dir(uint64_t fh);
   uint64_t next_fh() CG_REQUIRES(handles_mu_);
+  // A handle number no open file or directory has (nor 0, nor the poker's).
+  uint64_t unused_fh() CG_REQUIRES(handles_mu_);
   void free_unreleased_handles();
 
   fs::CgroupFs& fs_;

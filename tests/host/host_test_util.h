@@ -262,16 +262,18 @@ class HostFixture : public ::testing::Test {
     return fs->write_path(path, text, fs::Caller{}).err();
   }
   int mkdir(const std::string& path) {
-    size_t slash = path.rfind('/');
-    auto dir = fs->resolve(slash == 0 ? "/" : path.substr(0, slash));
+    auto dir = fs->resolve(parent_of(path));
     if (!dir.ok()) return dir.err();
-    return fs->mkdir(*dir, path.substr(slash + 1), 0755, fs::Caller{}).err();
+    return fs->mkdir(*dir, path.substr(path.rfind('/') + 1), 0755, fs::Caller{}).err();
   }
   int rmdir(const std::string& path) {
-    size_t slash = path.rfind('/');
-    auto dir = fs->resolve(slash == 0 ? "/" : path.substr(0, slash));
+    auto dir = fs->resolve(parent_of(path));
     if (!dir.ok()) return dir.err();
-    return fs->rmdir(*dir, path.substr(slash + 1), fs::Caller{}).err();
+    return fs->rmdir(*dir, path.substr(path.rfind('/') + 1), fs::Caller{}).err();
+  }
+  static std::string parent_of(const std::string& path) {
+    const size_t slash = path.rfind('/');
+    return slash == 0 ? "/" : path.substr(0, slash);
   }
 
   // ---- engine views

@@ -114,7 +114,7 @@ class Follow : public HostFixture, public ::testing::WithParamInterface<bool> {
   // Skips the test if the connector was asked for and is unavailable.
   void start(HostOptions o = {}) {
     o.use_connector = GetParam();
-    o.rescan_ms = 50;
+    o.rescan_ms = without_rescans && !GetParam() ? 3600 * 1000 : 50;
     // Tests about other things do without the memory pass.
     if (!with_memory) o.memory_sync_ms = 0;
     make_tracker(std::move(o));
@@ -126,6 +126,9 @@ class Follow : public HostFixture, public ::testing::WithParamInterface<bool> {
   }
   // Set by the memory tests before START: keep o.memory_sync_ms.
   bool with_memory = false;
+  // Set before START by tests of what the fs asks the tracker at once: in
+  // the rescanning mode, no rescan comes (the connector mode is unchanged).
+  bool without_rescans = false;
   void enable(const std::string& controllers) {
     ASSERT_EQ(echo("/cgroup.subtree_control", controllers), 0);
   }
@@ -246,14 +249,8 @@ TEST_P(Follow, CredentialsAreRead) {
 // `sleep 100 & echo $! > cgroup.procs` works even before the tracker heard
 // of the new process: the pid is looked up in /proc at once.
 TEST_P(Follow, WrittenPidIsLookedUpAtOnce) {
-  if (GetParam()) {
-    HostOptions o;
-    START(o);
-  } else {
-    // No rescans: only the write can find the new process.
-    make_tracker(HostOptions{.use_connector = false, .rescan_ms = 3600 * 1000, .memory_sync_ms = 0});
-    ASSERT_TRUE(tracker->start().ok());
-  }
+  without_rescans = true;  // only the write can find the new process
+  START();
   ASSERT_EQ(mkdir("/a"), 0);
   if (GetParam()) tracker->TEST_pause_events(true);  // the fork event waits in the socket
   Child c = Child::sleep();
@@ -288,12 +285,8 @@ TEST_P(Follow, WrittenPidIsLookedUpAtOnce) {
 // tracker has not had yet, are looked up in /proc/PID/task at the write and
 // move with their process.
 TEST_P(Follow, ThreadsMadeJustBeforeAProcsWriteMoveWithIt) {
-  if (GetParam()) {
-    START();
-  } else {
-    make_tracker(HostOptions{.use_connector = false, .rescan_ms = 3600 * 1000, .memory_sync_ms = 0});
-    ASSERT_TRUE(tracker->start().ok());
-  }
+  without_rescans = true;
+  START();
   ASSERT_EQ(mkdir("/a"), 0);
   if (GetParam()) tracker->TEST_pause_events(true);  // the clone events wait in the socket
   Child h = Child::helper("threads_after:200:2");
@@ -501,12 +494,8 @@ TEST_P(Follow, KillSendsSigkillToTheSubtree) {
 // reaped can be removed at once, though the exit's news has not reached the
 // mirror yet (events held back; no rescan before the rmdir).
 TEST_P(Follow, ACgroupEmptiedByAReapedExitIsRemovedAtOnce) {
-  if (GetParam()) {
-    START();
-  } else {
-    make_tracker(HostOptions{.use_connector = false, .rescan_ms = 3600 * 1000, .memory_sync_ms = 0});
-    ASSERT_TRUE(tracker->start().ok());
-  }
+  without_rescans = true;
+  START();
   ASSERT_EQ(mkdir("/gone"), 0);
   Child a = Child::sleep(), b = Child::sleep();
   ASSERT_TRUE(tracker->ensure_pid(a.pid()));
