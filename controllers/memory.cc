@@ -84,7 +84,8 @@ Status write_force_empty(Engine& engine, Css& css, std::string_view) {
 // with "total_" over the subtree. cgcore's charges are anonymous memory the
 // kernel would show on the inactive anon list of freshly faulted pages; it
 // has no page cache, huge pages, shmem, dirty or writeback pages (0), and no
-// swap accounting (so no swap or memsw lines, as on a kernel without it).
+// v1 swap accounting (the kernel's memsw: so no swap or memsw lines, as on a
+// kernel without it; swap is accounted on v2 only).
 Result<std::string> read_stat(Engine&, Css& css) {
   MemCss& m = mem(css);
   const int64_t local = m.local.load();
@@ -162,6 +163,37 @@ Result<std::string> read_events_local(Engine&, Css& css) {
   return events_text(mem(css).events_local);
 }
 
+Result<std::string> read_swap_current(Engine&, Css& css) {
+  return format_line(mem(css).swap.usage());
+}
+Result<std::string> read_swap_max(Engine&, Css& css) { return tunable_text(mem(css).swap.limit()); }
+// As memory.max: the kernel stores swap.max even below the usage (nothing
+// is swapped in to meet it); later swap charges fail until usage drops.
+Status write_swap_max(Engine&, Css& css, std::string_view text) {
+  Result<int64_t> bytes = parse_memory_size(text, "max");
+  if (!bytes.ok()) return bytes.status();
+  mem(css).swap.force_limit(*bytes);
+  return Status::Ok();
+}
+Result<std::string> read_swap_high(Engine&, Css& css) {
+  return tunable_text(mem(css).swap_high.load());
+}
+Status write_swap_high(Engine&, Css& css, std::string_view text) {
+  Result<int64_t> bytes = parse_memory_size(text, "max");
+  if (!bytes.ok()) return bytes.status();
+  mem(css).swap_high.store(*bytes);
+  return Status::Ok();
+}
+Result<std::string> read_swap_peak(Engine&, Css& css) {
+  return format_line(mem(css).swap.watermark());
+}
+Result<std::string> read_swap_events(Engine&, Css& css) {
+  const auto& ev = mem(css).swap_events;
+  return "high " + std::to_string(ev[MemCss::kSwapHigh].load()) + "\nmax " +
+         std::to_string(ev[MemCss::kSwapMax].load()) + "\nfail " +
+         std::to_string(ev[MemCss::kSwapFail].load()) + "\n";
+}
+
 constexpr ControlFileSpec kFiles[] = {
     // cgroup v1
     {"limit_in_bytes", kV1, FileScope::kEverywhere, read_limit, write_limit},
@@ -180,6 +212,11 @@ constexpr ControlFileSpec kFiles[] = {
     {"peak", kV2, FileScope::kNonRoot, read_max_usage, nullptr},
     {"events", kV2, FileScope::kNonRoot, read_events, nullptr},
     {"events.local", kV2, FileScope::kNonRoot, read_events_local, nullptr},
+    {"swap.current", kV2, FileScope::kNonRoot, read_swap_current, nullptr},
+    {"swap.high", kV2, FileScope::kNonRoot, read_swap_high, write_swap_high},
+    {"swap.max", kV2, FileScope::kNonRoot, read_swap_max, write_swap_max},
+    {"swap.peak", kV2, FileScope::kNonRoot, read_swap_peak, nullptr},
+    {"swap.events", kV2, FileScope::kNonRoot, read_swap_events, nullptr},
 };
 
 }  // namespace
@@ -210,18 +247,30 @@ Result<std::unique_ptr<Css>> MemoryController::css_alloc(Css* parent) {
 // no css references of their own. The address spaces that point at the css
 // find their way up lazily (memcg_of). The css's children went offline
 // before it and were emptied into it, so everything it counts is local.
+// Swap goes the same way, under the swap shards: a swap charger checks
+// `dying` under its swap shard mutex, so one that got in before we took them
+// is moved with the rest and none can come after.
 void MemoryController::css_offline(Css& c) {
   MemCss& css = of(c);
   if (!css.up()) return;  // a root goes offline only as its engine dies
   MemCss& parent = *css.up();
+  auto empty_into_parent = [&](const Account& a) {
+    const int64_t local = (css.*a.local).exchange(0);
+    (css.*a.counter).uncharge(local, &(parent.*a.counter));
+    (parent.*a.local).fetch_add(local);
+  };
   ledgers_.with_all_locked([&](auto&& for_each) {
     css.dying.store(true);
     for_each([&](const Mm*, Ledger& ledger) {
       if (LedgerEntry* e = find_entry(ledger, &css)) move_entry(ledger, *e, parent);
     });
-    const int64_t local = css.local.exchange(0);
-    css.counter.uncharge(local, &parent.counter);
-    parent.local.fetch_add(local);
+    empty_into_parent(kMemory);
+  });
+  swap_ledgers_.with_all_locked([&](auto&& for_each) {
+    for_each([&](const Mm*, SwapLedger& rec) {
+      if (LedgerEntry* e = find_entry(rec.entries, &css)) move_entry(rec.entries, *e, parent);
+    });
+    empty_into_parent(kSwap);
   });
 }
 
@@ -259,6 +308,49 @@ MemoryController::LedgerEntry* MemoryController::find_entry(Ledger& ledger, cons
   return nullptr;
 }
 
+MemoryController::LedgerEntry* MemoryController::entry_for(Ledger& ledger, MemCss& css,
+                                                          bool* added) {
+  *added = false;
+  if (LedgerEntry* e = find_entry(ledger, &css)) return e;
+  try {
+    ledger.insert(ledger.begin(), LedgerEntry{&css, 0});
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
+  *added = true;
+  return &ledger.front();
+}
+
+void MemoryController::to_front(Ledger& ledger, LedgerEntry& e) {
+  const auto pos = ledger.begin() + (&e - ledger.data());
+  std::rotate(ledger.begin(), pos, pos + 1);
+}
+
+void MemoryController::take_recent(Ledger& ledger, int64_t bytes, const Account& a) {
+  int64_t left = bytes;
+  for (size_t i = 0; i < ledger.size() && left > 0;) {
+    LedgerEntry& e = ledger[i];
+    const int64_t take = std::min(left, e.bytes);
+    ((*e.css).*a.counter).uncharge(take);
+    ((*e.css).*a.local).fetch_sub(take);
+    e.bytes -= take;
+    left -= take;
+    if (e.bytes == 0) {
+      ledger.erase(ledger.begin() + static_cast<ptrdiff_t>(i));
+    } else {
+      ++i;
+    }
+  }
+}
+
+void MemoryController::release_all(Ledger& ledger, const Account& a) {
+  for (LedgerEntry& e : ledger) {
+    ((*e.css).*a.counter).uncharge(e.bytes);
+    ((*e.css).*a.local).fetch_sub(e.bytes);
+  }
+  ledger.clear();
+}
+
 MemCss* MemoryController::owner_of(MemCss& charged, const PageCounter* counter) {
   for (MemCss* c = &charged; c; c = c->up())
     if (&c->counter == counter) return c;
@@ -274,6 +366,14 @@ void MemoryController::count_event(MemCss& css, MemCss::Event ev) {
     for (MemCss* c = &css; c && c->up(); c = c->up())
       if (c->cgroup()) e->notify_file_changed(*c->cgroup(), "memory.events");
   }
+}
+
+void MemoryController::count_swap_event(MemCss& css, MemCss::SwapEvent ev) {
+  for (MemCss* c = &css; c && c->up(); c = c->up()) c->swap_events[ev].fetch_add(1);
+  // memory.swap.events is a v2 file: a v1 css keeps its counts unseen.
+  if (Engine* e = engine(); e && css.cgroup() && css.cgroup()->hierarchy().is_default())
+    for (MemCss* c = &css; c && c->up(); c = c->up())
+      if (c->cgroup()) e->notify_file_changed(*c->cgroup(), "memory.swap.events");
 }
 
 // ------------------------------------------------------------ charges
@@ -293,17 +393,11 @@ Status MemoryController::charge_locked(Mm& mm, int64_t bytes, uint64_t* refused,
     } catch (const std::bad_alloc&) {
       return Status::Error(ENOMEM, "out of memory for an address space's charge record");
     }
-    LedgerEntry* e = find_entry(*ledger, &css);
-    bool added = false;
+    bool added;
+    LedgerEntry* e = entry_for(*ledger, css, &added);
     if (!e) {
-      try {
-        ledger->insert(ledger->begin(), LedgerEntry{&css, 0});
-      } catch (const std::bad_alloc&) {
-        if (ledger->empty()) shard.map.erase(&mm);
-        return Status::Error(ENOMEM, "out of memory for an address space's charge record");
-      }
-      added = true;
-      e = &ledger->front();
+      if (ledger->empty()) shard.map.erase(&mm);
+      return Status::Error(ENOMEM, "out of memory for an address space's charge record");
     }
     if (PageCounter* r = css.counter.try_charge(bytes)) {
       MemCss* owner = owner_of(css, r);
@@ -326,11 +420,57 @@ Status MemoryController::charge_locked(Mm& mm, int64_t bytes, uint64_t* refused,
     for (MemCss* c = &css; c->up(); c = c->up())
       if (c->counter.usage() > c->high.load()) count_event(*c, MemCss::kHigh);
     e->bytes += bytes;
-    // Most recently charged first.
-    const auto pos = ledger->begin() + (e - ledger->data());
-    std::rotate(ledger->begin(), pos, pos + 1);
+    to_front(*ledger, *e);
     css.local.fetch_add(bytes);
     mm.charged.fetch_add(bytes);
+    return Status::Ok();
+  }
+}
+
+Status MemoryController::charge_swap_locked(Mm& mm, int64_t bytes, bool force, bool* over_max) {
+  mm.mmap_lock().AssertHeld();
+  auto& shard = swap_ledgers_.shard(&mm);
+  for (;;) {
+    MemCss& css = memcg_of(mm);
+    MutexLock lock(shard.mu);
+    // As in charge_locked: css_offline empties a dying css under every swap
+    // shard mutex, after marking it.
+    if (css.dying.load()) continue;
+    SwapLedger* rec;
+    try {
+      rec = &shard.map[&mm];
+    } catch (const std::bad_alloc&) {
+      return Status::Error(ENOMEM, "out of memory for an address space's swap record");
+    }
+    bool added;
+    LedgerEntry* e = entry_for(rec->entries, css, &added);
+    if (!e) {
+      if (rec->entries.empty()) shard.map.erase(&mm);
+      return Status::Error(ENOMEM, "out of memory for an address space's swap record");
+    }
+    if (css.swap.try_charge(bytes) != nullptr) {
+      // Whichever level refused, the events are the charged css's: its
+      // page is the one that could not be swapped out.
+      count_swap_event(css, MemCss::kSwapMax);
+      if (!force) {
+        count_swap_event(css, MemCss::kSwapFail);
+        if (added) rec->entries.erase(rec->entries.begin());
+        if (rec->entries.empty()) shard.map.erase(&mm);
+        const Cgroup* cg = css.cgroup();
+        return Status::Error(ENOMEM, "swap limit reached charging cgroup id " +
+                                         std::to_string(cg ? cg->id() : 0));
+      }
+      // Swapped already: the kernel never lets this happen, but refusing
+      // would only make swap.current lie.
+      css.swap.force_charge(bytes);
+      *over_max = true;
+    }
+    for (MemCss* c = &css; c->up(); c = c->up())
+      if (c->swap.usage() > c->swap_high.load()) count_swap_event(*c, MemCss::kSwapHigh);
+    e->bytes += bytes;
+    to_front(rec->entries, *e);
+    css.swap_local.fetch_add(bytes);
+    rec->total += bytes;
     return Status::Ok();
   }
 }
@@ -387,23 +527,60 @@ Status MemoryController::uncharge(Engine& engine, Pid pid, int64_t bytes) {
   auto& shard = ledgers_.shard(&mm);
   MutexLock lock(shard.mu);
   auto it = shard.map.find(&mm);
-  Ledger& ledger = it->second;  // present: charged > 0
-  int64_t left = *n;
-  for (size_t i = 0; i < ledger.size() && left > 0;) {
-    LedgerEntry& e = ledger[i];
-    const int64_t take = std::min(left, e.bytes);
-    e.css->counter.uncharge(take);
-    e.css->local.fetch_sub(take);
-    e.bytes -= take;
-    left -= take;
-    if (e.bytes == 0) {
-      ledger.erase(ledger.begin() + static_cast<ptrdiff_t>(i));
-    } else {
-      ++i;
-    }
-  }
-  if (ledger.empty()) shard.map.erase(it);
+  take_recent(it->second, *n, kMemory);  // present: charged > 0
+  if (it->second.empty()) shard.map.erase(it);
   mm.charged.fetch_sub(*n);
+  return Status::Ok();
+}
+
+Status MemoryController::charge_swap(Engine& engine, Pid pid, int64_t bytes) {
+  if (&engine != this->engine()) return Status::Error(EINVAL, "not this controller's engine");
+  Result<int64_t> n = page_round_up(bytes);
+  if (!n.ok()) return n.status();
+  if (*n == 0) return Status::Ok();
+  Result<MmRef> mm = engine.mm_of(pid);
+  if (!mm.ok()) return mm.status();
+  bool over = false;
+  ExclusiveLock<RwSem> l((*mm)->mmap_lock());
+  return charge_swap_locked(**mm, *n, /*force=*/false, &over);
+}
+
+Status MemoryController::force_charge_swap(Engine& engine, Pid pid, int64_t bytes,
+                                           bool* over_limit) {
+  if (over_limit) *over_limit = false;
+  if (&engine != this->engine()) return Status::Error(EINVAL, "not this controller's engine");
+  Result<int64_t> n = page_round_up(bytes);
+  if (!n.ok()) return n.status();
+  if (*n == 0) return Status::Ok();
+  Result<MmRef> mm = engine.mm_of(pid);
+  if (!mm.ok()) return mm.status();
+  bool over = false;
+  ExclusiveLock<RwSem> l((*mm)->mmap_lock());
+  Status st = charge_swap_locked(**mm, *n, /*force=*/true, &over);
+  if (st.ok() && over_limit) *over_limit = over;
+  return st;
+}
+
+Status MemoryController::uncharge_swap(Engine& engine, Pid pid, int64_t bytes) {
+  if (&engine != this->engine()) return Status::Error(EINVAL, "not this controller's engine");
+  Result<int64_t> n = page_round_up(bytes);
+  if (!n.ok()) return n.status();
+  Result<MmRef> mmr = engine.mm_of(pid);
+  if (!mmr.ok()) return mmr.status();
+  Mm& mm = **mmr;
+  // Exclusive: a migration's attach changes swap ledgers under it shared.
+  ExclusiveLock<RwSem> l(mm.mmap_lock());
+  auto& shard = swap_ledgers_.shard(&mm);
+  MutexLock lock(shard.mu);
+  auto it = shard.map.find(&mm);
+  const int64_t held = it == shard.map.end() ? 0 : it->second.total;
+  if (*n > held)
+    return Status::Error(EINVAL, "uncharging " + std::to_string(*n) +
+                                     " swap bytes, the address space holds " + std::to_string(held));
+  if (*n == 0) return Status::Ok();
+  take_recent(it->second.entries, *n, kSwap);
+  it->second.total -= *n;
+  if (it->second.entries.empty()) shard.map.erase(it);
   return Status::Ok();
 }
 
@@ -413,6 +590,23 @@ int64_t MemoryController::charged_in(const Mm& mm, const MemCss& css) {
   auto it = shard.map.find(&mm);
   if (it == shard.map.end()) return 0;
   for (const LedgerEntry& e : it->second)
+    if (e.css == &css) return e.bytes;
+  return 0;
+}
+
+int64_t MemoryController::swap_charged(const Mm& mm) {
+  auto& shard = swap_ledgers_.shard(&mm);
+  MutexLock lock(shard.mu);
+  auto it = shard.map.find(&mm);
+  return it == shard.map.end() ? 0 : it->second.total;
+}
+
+int64_t MemoryController::swap_charged_in(const Mm& mm, const MemCss& css) {
+  auto& shard = swap_ledgers_.shard(&mm);
+  MutexLock lock(shard.mu);
+  auto it = shard.map.find(&mm);
+  if (it == shard.map.end()) return 0;
+  for (const LedgerEntry& e : it->second.entries)
     if (e.css == &css) return e.bytes;
   return 0;
 }
@@ -476,17 +670,23 @@ void MemoryController::exec(Task& task) {
 }
 
 void MemoryController::mm_release(Mm& mm) {
-  if (mm.charged.load() == 0) return;  // no ledger without charges
-  auto& shard = ledgers_.shard(&mm);
+  if (mm.charged.load() != 0) {  // no ledger without charges
+    auto& shard = ledgers_.shard(&mm);
+    MutexLock lock(shard.mu);
+    auto it = shard.map.find(&mm);
+    if (it != shard.map.end()) {
+      release_all(it->second, kMemory);
+      shard.map.erase(it);
+    }
+    mm.charged.store(0);
+  }
+  // Swap has no total outside its table, so the shard is always looked at.
+  auto& shard = swap_ledgers_.shard(&mm);
   MutexLock lock(shard.mu);
   auto it = shard.map.find(&mm);
   if (it == shard.map.end()) return;
-  for (LedgerEntry& e : it->second) {
-    e.css->counter.uncharge(e.bytes);
-    e.css->local.fetch_sub(e.bytes);
-  }
+  release_all(it->second.entries, kSwap);
   shard.map.erase(it);
-  mm.charged.store(0);
 }
 
 // ------------------------------------------------------------ migration
@@ -524,36 +724,42 @@ Status MemoryController::can_attach(TaskSet& tset) {
     if (!may_move || !(to.move_flags.load() & MemCss::kMoveAnon) || &cur != &from) return;
     for (const Move& m : moves_)
       if (m.mm == &mm) return;  // a CLONE_VM sharer already moves it
-    auto& shard = ledgers_.shard(&mm);
-    MutexLock lock(shard.mu);
-    auto it = shard.map.find(&mm);
-    if (it == shard.map.end()) return;
-    Ledger& ledger = it->second;
-    LedgerEntry* e = find_entry(ledger, &from);
-    if (!e) return;
-    const int64_t bytes = e->bytes;
-    bool added = false;
-    if (!find_entry(ledger, &to)) {
-      try {
-        ledger.push_back(LedgerEntry{&to, 0});
-      } catch (const std::bad_alloc&) {
-        st = Status::Error(ENOMEM, "out of memory preparing a charge move");
-        return;
+    Move mv{&mm, &from, &to, {}, {}};
+    {
+      auto& shard = ledgers_.shard(&mm);
+      MutexLock lock(shard.mu);
+      auto it = shard.map.find(&mm);
+      PageCounter* r = nullptr;
+      if (it != shard.map.end()) st = plan_part(it->second, from, to, kMemory, &mv.mem, &r);
+      if (r) {
+        MemCss* owner = owner_of(to, r);
+        count_event(*owner, MemCss::kMax);
+        std::string where = owner->cgroup() ? owner->cgroup()->path() : "?";
+        st = Status::Error(ENOMEM, "moving " + std::to_string(mv.mem.bytes) +
+                                       " charged bytes would exceed the memory limit of " + where);
       }
-      added = true;
+      if (!st.ok()) return;
     }
-    // Common ancestors keep their charge: only the paths below them change.
-    const PageCounter* stop = PageCounter::common_ancestor(&from.counter, &to.counter);
-    if (PageCounter* r = to.counter.try_charge(bytes, stop, /*raise_watermark=*/false)) {
-      MemCss* owner = owner_of(to, r);
-      count_event(*owner, MemCss::kMax);
-      if (added) ledger.pop_back();
-      std::string where = owner->cgroup() ? owner->cgroup()->path() : "?";
-      st = Status::Error(ENOMEM, "moving " + std::to_string(bytes) +
-                                     " charged bytes would exceed the memory limit of " + where);
+    {
+      // The kernel's v1 moved swap entries with anonymous pages (bit 1).
+      // No v1 file sets a swap limit, so a refusal needs a css rebound from
+      // v2; it vetoes like memory's, counting no swap event (a move is no
+      // swap-out).
+      auto& shard = swap_ledgers_.shard(&mm);
+      MutexLock lock(shard.mu);
+      auto it = shard.map.find(&mm);
+      PageCounter* r = nullptr;
+      if (it != shard.map.end()) st = plan_part(it->second.entries, from, to, kSwap, &mv.swap, &r);
+      if (r)
+        st = Status::Error(ENOMEM, "moving " + std::to_string(mv.swap.bytes) +
+                                       " swapped bytes would exceed a swap limit");
+    }
+    if (!st.ok()) {
+      // This mover is not in moves_ yet: undo its memory part here.
+      undo_part(mv.mem, to, kMemory, ledgers_.shard(&mm).mu);
       return;
     }
-    moves_.push_back(Move{&mm, &ledger, &from, &to, stop, bytes, added});
+    if (mv.mem.ledger || mv.swap.ledger) moves_.push_back(mv);  // reserved: no allocation
   });
   if (!st.ok()) {
     cancel_moves();
@@ -562,15 +768,49 @@ Status MemoryController::can_attach(TaskSet& tset) {
   return st;
 }
 
+Status MemoryController::plan_part(Ledger& ledger, MemCss& from, MemCss& to, const Account& a,
+                                   MovePart* part, PageCounter** refused) {
+  *refused = nullptr;
+  LedgerEntry* e = find_entry(ledger, &from);
+  if (!e) return Status::Ok();
+  const int64_t bytes = e->bytes;
+  bool added = false;
+  if (!find_entry(ledger, &to)) {
+    try {
+      ledger.push_back(LedgerEntry{&to, 0});
+    } catch (const std::bad_alloc&) {
+      return Status::Error(ENOMEM, "out of memory preparing a charge move");
+    }
+    added = true;
+  }
+  // Common ancestors keep their charge: only the paths below them change.
+  const PageCounter* stop = PageCounter::common_ancestor(&(from.*a.counter), &(to.*a.counter));
+  if (PageCounter* r = (to.*a.counter).try_charge(bytes, stop, /*raise_watermark=*/false)) {
+    if (added) ledger.pop_back();
+    *refused = r;
+    part->bytes = bytes;  // for the caller's message; ledger stays null
+    return Status::Error(ENOMEM, "charge move refused");
+  }
+  *part = MovePart{&ledger, stop, bytes, added};
+  return Status::Ok();
+}
+
+void MemoryController::undo_part(MovePart& part, MemCss& to, const Account& a, Mutex& shard_mu) {
+  if (!part.ledger) return;
+  (to.*a.counter).uncharge(part.bytes, part.stop);
+  if (part.added_to_entry) {
+    MutexLock lock(shard_mu);
+    LedgerEntry* e = find_entry(*part.ledger, &to);
+    part.ledger->erase(part.ledger->begin() + (e - part.ledger->data()));
+  }
+  part = MovePart{};
+}
+
 void MemoryController::cancel_moves() {
   for (size_t i = moves_.size(); i-- > 0;) {
     Move& m = moves_[i];
-    m.to->counter.uncharge(m.bytes, m.stop);
-    if (!m.added_to_entry) continue;
-    auto& shard = ledgers_.shard(m.mm);
-    MutexLock lock(shard.mu);
-    LedgerEntry* e = find_entry(*m.ledger, m.to);
-    m.ledger->erase(m.ledger->begin() + (e - m.ledger->data()));
+    undo_part(m.swap, *m.to, kSwap, swap_ledgers_.shard(m.mm).mu);
+    undo_part(m.mem, *m.to, kMemory, ledgers_.shard(m.mm).mu);
   }
   moves_.clear();
 }
@@ -588,28 +828,35 @@ void MemoryController::cancel_attach(TaskSet&) {
 // the mm is in use). Erasing from a vector neither allocates nor throws.
 void MemoryController::attach(TaskSet&) noexcept {
   for (Move& m : moves_) {
-    Ledger& ledger = *m.ledger;
-    LedgerEntry* f = find_entry(ledger, m.from);
-    LedgerEntry* t = find_entry(ledger, m.to);
-    m.from->counter.uncharge(m.bytes, m.stop);
-    m.to->counter.raise_watermark(m.stop);
-    m.from->local.fetch_sub(m.bytes);
-    m.to->local.fetch_add(m.bytes);
-    if (m.added_to_entry) {
-      // The moved bytes keep their place in the charge order: the source's
-      // entry becomes the destination's, the placeholder goes.
-      std::swap(f->css, t->css);
-      f->bytes = m.bytes;
-      t->bytes = 0;
-      ledger.erase(ledger.begin() + (t - ledger.data()));
-    } else {
-      t->bytes += m.bytes;
-      ledger.erase(ledger.begin() + (f - ledger.data()));
-    }
+    commit_part(m.mem, *m.from, *m.to, kMemory);
+    commit_part(m.swap, *m.from, *m.to, kSwap);
   }
   for (const Switch& s : switches_) {
     s.to->get();
     if (Css* old = s.mm->exchange_slot(slot_, s.to)) deferred_puts_.push_back(old);
+  }
+}
+
+void MemoryController::commit_part(MovePart& p, MemCss& from, MemCss& to,
+                                   const Account& a) noexcept {
+  if (!p.ledger) return;
+  Ledger& ledger = *p.ledger;
+  LedgerEntry* f = find_entry(ledger, &from);
+  LedgerEntry* t = find_entry(ledger, &to);
+  (from.*a.counter).uncharge(p.bytes, p.stop);
+  (to.*a.counter).raise_watermark(p.stop);
+  (from.*a.local).fetch_sub(p.bytes);
+  (to.*a.local).fetch_add(p.bytes);
+  if (p.added_to_entry) {
+    // The moved bytes keep their place in the charge order: the source's
+    // entry becomes the destination's, the placeholder goes.
+    std::swap(f->css, t->css);
+    f->bytes = p.bytes;
+    t->bytes = 0;
+    ledger.erase(ledger.begin() + (t - ledger.data()));
+  } else {
+    t->bytes += p.bytes;
+    ledger.erase(ledger.begin() + (f - ledger.data()));
   }
 }
 
@@ -760,24 +1007,49 @@ void MemoryController::count_oom_group_kill(Engine& engine, uint64_t cgroup) {
 // ------------------------------------------------------------ invariants
 
 Status MemoryController::check_invariants(Engine&) {
+  // One address space's ledger of either account against its total; adds
+  // what it holds to `want`.
+  // `kind` names the account in messages ("charge" or "swap"), `total_name`
+  // where the total lives.
+  auto check_ledger = [](const Ledger& ledger, int64_t total, const std::string& kind,
+                         const char* total_name,
+                         std::unordered_map<const ChargeCss*, int64_t>& want) -> Status {
+    if (ledger.empty()) return Status::Error(EIO, "an empty " + kind + " record was kept");
+    int64_t sum = 0;
+    for (const LedgerEntry& e : ledger) {
+      if (e.bytes <= 0) return Status::Error(EIO, "a " + kind + " record entry holds no bytes");
+      if (e.css->dying.load())
+        return Status::Error(EIO, kind + " charges left in an offline memory cgroup");
+      want[e.css] += e.bytes;
+      sum += e.bytes;
+    }
+    if (sum != total)
+      return Status::Error(EIO, "an address space's " + kind + " charges add up to " +
+                                    std::to_string(sum) + ", " + total_name + " says " +
+                                    std::to_string(total));
+    return Status::Ok();
+  };
   std::unordered_map<const ChargeCss*, int64_t> local_want;
   Status st;
   ledgers_.with_all_locked([&](auto&& for_each) {
     for_each([&](const Mm* mm, Ledger& ledger) {
       if (!st.ok()) return;
-      if (ledger.empty()) st = Status::Error(EIO, "an empty charge record was kept");
-      int64_t sum = 0;
-      for (const LedgerEntry& e : ledger) {
-        if (e.bytes <= 0) st = Status::Error(EIO, "a charge record entry holds no bytes");
-        if (e.css->dying.load()) st = Status::Error(EIO, "charges left in an offline memory cgroup");
-        local_want[e.css] += e.bytes;
-        sum += e.bytes;
-      }
-      if (sum != mm->charged.load())
-        st = Status::Error(EIO, "an address space's charges add up to " + std::to_string(sum) +
-                                    ", Mm::charged says " + std::to_string(mm->charged.load()));
+      st = check_ledger(ledger, mm->charged.load(), "charge", "Mm::charged", local_want);
     });
     if (st.ok()) st = registry_.check(local_want);
+  });
+  if (!st.ok()) return st;
+  // Swap, under its own shards (no charger of it is running meanwhile:
+  // every one holds a swap shard mutex, or the cgroup mutex in attach).
+  static constexpr ChargeView kSwapView{
+      [](const ChargeCss& c) -> const PageCounter& { return static_cast<const MemCss&>(c).swap; },
+      [](const ChargeCss& c) { return static_cast<const MemCss&>(c).swap_local.load(); }, "swap "};
+  std::unordered_map<const ChargeCss*, int64_t> swap_want;
+  swap_ledgers_.with_all_locked([&](auto&& for_each) {
+    for_each([&](const Mm*, SwapLedger& rec) {
+      if (st.ok()) st = check_ledger(rec.entries, rec.total, "swap", "its swap total", swap_want);
+    });
+    if (st.ok()) st = registry_.check(swap_want, kSwapView);
   });
   return st;
 }

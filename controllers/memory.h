@@ -49,8 +49,23 @@
 // process's charges with it is what the transactional attach is for
 // (docs/design-history.md).
 //
-// Thread-safety: charge/uncharge are thread-safe; hooks follow the engine's
-// contract (core/controller.h). Lock order: see controllers/page_counter.h.
+// Swap (cgroup v2 memory.swap.*). A second account beside memory, kept the
+// same way: every css has a swap PageCounter (parent-linked like `counter`),
+// a local swap count and swap.high; every address space a swap ledger. An
+// embedder that models swap-out calls uncharge() and then charge_swap() (and
+// swap-in the reverse): the two accounts are independent, this controller
+// moves nothing between them. A swap charge that would pass swap.max at any
+// level is refused and counts "max" and "fail" in memory.swap.events at the
+// cgroup being charged (not the refusing one) and its non-root ancestors;
+// "high" counts at each level a swap charge leaves above its swap.high.
+// Swap charges stay, follow css_offline, move with v1 charge moving (bit 1)
+// and are freed by mm_release exactly as memory charges are. v1 has no swap
+// files (its memsw.* files are a combined counter, not provided).
+//
+// Thread-safety: charge/uncharge (and their swap forms) are thread-safe;
+// hooks follow the engine's contract (core/controller.h). Lock order: see
+// controllers/page_counter.h; a memory table shard mutex and a swap table
+// shard mutex are never held together.
 #pragma once
 
 #include <array>
@@ -74,8 +89,24 @@ class MemCss final : public ChargeCss {
   static constexpr uint32_t kMoveAnon = 1;
   static constexpr uint32_t kMoveFile = 2;
 
-  MemCss(MemCss* parent, CssRegistry& registry) : ChargeCss(parent, registry) {}
+  MemCss(MemCss* parent, CssRegistry& registry)
+      : ChargeCss(parent, registry), swap(parent ? &parent->swap : nullptr) {}
   MemCss* up() const { return static_cast<MemCss*>(ChargeCss::up()); }
+
+  // Swap bytes of this cgroup and its descendants (memory.swap.current;
+  // limit: swap.max, watermark: swap.peak), and those charged here and not
+  // through a child (`swap_local`, so that swap usage == swap_local + the
+  // children's). Changed together under the owning address space's swap
+  // table shard mutex, as `counter` and `local` are under its memory one.
+  PageCounter swap;
+  std::atomic<int64_t> swap_local{0};
+  // memory.swap.high (v2): above it a swap charge counts a "high" event;
+  // never a limit. kUnlimited: "max".
+  std::atomic<int64_t> swap_high{kUnlimited};
+  // memory.swap.events, in the kernel's order, counted here and at every
+  // non-root ancestor (there is no local form).
+  enum SwapEvent { kSwapHigh, kSwapMax, kSwapFail, kNrSwapEvents };
+  std::array<std::atomic<int64_t>, kNrSwapEvents> swap_events{};
 
   // memory.move_charge_at_immigrate bits. Written under the cgroup mutex,
   // read by migrations (which hold it too); atomic for lock-free readers.
@@ -98,8 +129,9 @@ class MemCss final : public ChargeCss {
   // An OOM here found kills disabled: the cgroup and its subtree read
   // under_oom 1 until its usage fits its limit again (over_limits clears it).
   std::atomic<bool> oom_locked{false};
-  // Set by css_offline with every ledger shard mutex held; from then on no
-  // charge lands here (see MemoryController::css_offline).
+  // Set by css_offline with every memory ledger shard mutex held (before it
+  // takes the swap ones); from then on no charge, memory or swap, lands here
+  // (see MemoryController::css_offline).
   std::atomic<bool> dying{false};
 };
 
@@ -121,15 +153,18 @@ class MemoryController final : public Controller {
   // registration, cgroup mutex held, so reserve_mm_slot_locked (ENOSPC if
   // none is left — registration fails and nothing is half set up).
   Result<std::unique_ptr<Css>> css_alloc(Css* parent) override;
-  // Moves every charge held in the css to its parent (the parent already
-  // counts them) and marks it dying, so that charges find an online css.
-  // Locking: cgroup mutex held; takes every table shard mutex.
+  // Moves every charge held in the css, memory and swap, to its parent (the
+  // parent already counts them) and marks it dying, so that charges find an
+  // online css. Locking: cgroup mutex held; takes every memory table shard
+  // mutex, releases them, then every swap table shard mutex.
   void css_offline(Css& css) override;
 
-  // Precharges the destination for every address space whose charges move;
-  // ENOMEM (and nothing changed but the refusing cgroup's failcnt and max
-  // event) when a limit refuses. Locking: cgroup mutex, movers' threadgroup
-  // locks and mmap_locks (shared) held.
+  // Precharges the destination for every address space whose charges move
+  // (its memory, and its swap: bit 1 moves both, as the kernel's v1 did);
+  // ENOMEM (and nothing changed but the refusing cgroup's failcnt and, for
+  // memory, its max event) when a limit refuses. Locking: cgroup mutex,
+  // movers' threadgroup locks and mmap_locks (shared) held; takes one table
+  // shard mutex at a time.
   Status can_attach(TaskSet& tset) override;
   // Drops the precharges. Locking: as can_attach.
   void cancel_attach(TaskSet& tset) override;
@@ -147,17 +182,20 @@ class MemoryController final : public Controller {
   // Points the fresh address space at the exec'ing task's css (the task may
   // have migrated alone).
   void exec(Task& task) override;
-  // Uncharges whatever the address space still holds, wherever it lives.
-  // Locking: any engine locks; takes one table shard mutex (a leaf).
+  // Uncharges whatever the address space still holds, memory and swap,
+  // wherever it lives. Locking: any engine locks; takes one memory table
+  // shard mutex, then one swap table shard mutex (each a leaf).
   void mm_release(Mm& mm) override;
   bool needs_stable_mm() const override { return true; }
   // Every css's usage equals its local charges plus its children's (offline
   // ones included: css_offline has emptied them, so they must hold 0); each
   // css's local charge equals what the address spaces' ledgers say they hold
   // there, and no ledger names an offline css; each ledger adds up to
-  // Mm::charged; watermarks are at least the usage.
-  // Locking: every engine lock held (engine contract); takes every table
-  // shard mutex, then the registry mutex.
+  // Mm::charged; watermarks are at least the usage. The same for swap:
+  // swap usage == swap_local + the children's, swap_local equal to what the
+  // swap ledgers hold there, each swap ledger adding up to its total.
+  // Locking: every engine lock held (engine contract); takes every memory
+  // table shard mutex, then the registry mutex; then the same for swap.
   Status check_invariants(Engine& engine) override;
   std::span<const ControlFileSpec> files() const override;
 
@@ -184,6 +222,37 @@ class MemoryController final : public Controller {
   // called. ESRCH, EINVAL as charge; ENOMEM only on allocation failure or
   // past kUnlimited. Locking: as charge.
   Status force_charge(Engine& engine, Pid pid, int64_t bytes, bool* over_limit = nullptr);
+
+  // Swap. Pure accounting: a page swapped out is uncharge() then
+  // charge_swap(); swapped in, uncharge_swap() then charge().
+  //
+  // Charges `bytes` (rounded up to whole pages) of swap to the address space
+  // of thread `pid`, at the css it points at (an offline one resolved as for
+  // charge), and up the hierarchy. ENOMEM if memory.swap.max refuses at any
+  // level: nothing is charged, and "max" and "fail" count in
+  // memory.swap.events at the css charged and its non-root ancestors (the
+  // kernel's rule: swap events belong to the cgroup whose page could not be
+  // swapped out, not to the refusing ancestor), whose watchers are notified.
+  // ESRCH if there is no such thread; EINVAL if negative or not this
+  // controller's engine; ENOMEM also on allocation failure. The reclaim hook
+  // is not called: the kernel does not reclaim for swap space. A charge that
+  // leaves a level above its swap.high counts "high" there (and up).
+  // Locking: takes the address space's mmap_lock exclusive, then its swap
+  // table shard mutex; the caller holds no engine lock.
+  Status charge_swap(Engine& engine, Pid pid, int64_t bytes);
+  // Uncharges `bytes` (rounded up to pages) of swap from the address space of
+  // thread `pid`, most recently charged css first (swap freed, or swapped
+  // in). ESRCH; EINVAL if negative or more than the address space holds in
+  // swap. Locking: as charge_swap.
+  Status uncharge_swap(Engine& engine, Pid pid, int64_t bytes);
+  // Charges swap like charge_swap(), except that swap.max does not refuse:
+  // the kernel has swapped already (the host backend learns of it from
+  // /proc), so usage may pass swap.max. Passing it counts "max" (usage went
+  // over the max boundary, which a watcher should hear of) but not "fail"
+  // (no swap-out failed), at the css charged and its non-root ancestors,
+  // and sets *over_limit (if given). ESRCH, EINVAL as charge_swap; ENOMEM
+  // only on allocation failure or past kUnlimited. Locking: as charge_swap.
+  Status force_charge_swap(Engine& engine, Pid pid, int64_t bytes, bool* over_limit = nullptr);
 
   // A memory cgroup above its memory.max / limit_in_bytes or memory.high.
   struct OverLimit {
@@ -260,6 +329,11 @@ class MemoryController final : public Controller {
   // The bytes `mm` holds in `css` (0 if none). For tests and tools.
   // Locking: takes the table shard mutex.
   int64_t charged_in(const Mm& mm, const MemCss& css);
+  // The swap bytes `mm` holds, in all / in `css` (0 if none); the host
+  // backend syncs the first with VmSwap. Never fails.
+  // Locking: takes the swap table shard mutex.
+  int64_t swap_charged(const Mm& mm);
+  int64_t swap_charged_in(const Mm& mm, const MemCss& css);
 
   static MemCss& of(Css& css) { return static_cast<MemCss&>(css); }
 
@@ -271,16 +345,35 @@ class MemoryController final : public Controller {
     int64_t bytes;  // > 0 outside a migration (a precharged entry may be 0)
   };
   using Ledger = std::vector<LedgerEntry>;  // most recently charged first
+  // An address space's swap: there is no Mm field for it, so the ledger
+  // keeps its total (what Mm::charged is to the memory ledger).
+  struct SwapLedger {
+    Ledger entries;
+    int64_t total = 0;  // the sum of entries' bytes
+  };
+  using SwapTable = MmTable<SwapLedger>;
 
+  // Which of a css's two accounts a shared helper works on.
+  struct Account {
+    PageCounter MemCss::*counter;
+    std::atomic<int64_t> MemCss::*local;
+  };
+  static constexpr Account kMemory{&MemCss::counter, &MemCss::local};
+  static constexpr Account kSwap{&MemCss::swap, &MemCss::swap_local};
+
+  // One account's part of a charge move planned by can_attach.
+  struct MovePart {
+    Ledger* ledger = nullptr;  // the mm's table entry (nodes are stable); null: nothing moves
+    const PageCounter* stop = nullptr;  // the common ancestor: not charged twice
+    int64_t bytes = 0;
+    bool added_to_entry = false;  // can_attach created the ledger entry of `to`
+  };
   // A charge move planned by can_attach.
   struct Move {
     Mm* mm;
-    Ledger* ledger;  // the mm's table entry; nodes are stable
     MemCss* from;
     MemCss* to;
-    const PageCounter* stop;  // their common ancestor: not charged twice
-    int64_t bytes;
-    bool added_to_entry;  // can_attach created the ledger entry of `to`
+    MovePart mem, swap;
   };
   // A leader's address space to point at `to` on commit.
   struct Switch {
@@ -302,16 +395,50 @@ class MemoryController final : public Controller {
   // The memory css that governs `cgroup` (its own, or on v2 the nearest
   // ancestor's where the controller is enabled). Locking: cgroup mutex.
   MemCss& css_of_locked(Engine& engine, const Cgroup& cgroup);
+  // Charges `bytes` of swap at memcg_of(mm); with `force` past swap.max
+  // (*over_max then set). Counts swap events as charge_swap says.
+  // Locking: mmap_lock held exclusive; takes the swap table shard mutex.
+  Status charge_swap_locked(Mm& mm, int64_t bytes, bool force, bool* over_max);
   // Counts event `ev` at `css`: locally, and there and at every non-root
   // ancestor hierarchically.
   void count_event(MemCss& css, MemCss::Event ev);
+  // Counts swap event `ev` at `css` and every non-root ancestor (none at a
+  // root), notifying memory.swap.events of each on v2.
+  void count_swap_event(MemCss& css, MemCss::SwapEvent ev);
   static LedgerEntry* find_entry(Ledger& ledger, const MemCss* css);
+  // The entry of `css`, made at the front (holding 0) if there is none
+  // (*added then true). Null on allocation failure.
+  static LedgerEntry* entry_for(Ledger& ledger, MemCss& css, bool* added);
+  // After a charge to `e`: it becomes the most recently charged.
+  static void to_front(Ledger& ledger, LedgerEntry& e);
+  // Uncharges `bytes` from account `a`, the front (most recent) entries
+  // first, dropping emptied entries. REQUIRES: the ledger holds that much.
+  // Locking: the ledger's shard mutex held.
+  static void take_recent(Ledger& ledger, int64_t bytes, const Account& a);
+  // Uncharges every entry (an address space being freed).
+  // Locking: the ledger's shard mutex held.
+  static void release_all(Ledger& ledger, const Account& a);
+  // Plans moving what `ledger` holds in `from` to `to` (account `a`):
+  // precharges `to` below their common ancestor, without raising
+  // watermarks, and adds a placeholder entry of `to` if it has none.
+  // Nothing to move: Ok with part->ledger null. ENOMEM on allocation
+  // failure, or a refusal (*refused: the refusing counter; only its failcnt
+  // changed). Locking: the ledger's shard mutex held.
+  static Status plan_part(Ledger& ledger, MemCss& from, MemCss& to, const Account& a,
+                          MovePart* part, PageCounter** refused);
+  // Undoes a planned part (its precharge, its placeholder).
+  // Locking: `shard_mu` is the ledger's shard mutex, not held.
+  static void undo_part(MovePart& part, MemCss& to, const Account& a, Mutex& shard_mu);
+  // Commits a planned part: moves its bytes from `from` to `to`. No
+  // allocation. Locking: as attach.
+  static void commit_part(MovePart& part, MemCss& from, MemCss& to, const Account& a) noexcept;
   // Online and not being taken offline.
   static bool alive(Css& css);
   // Re-labels entry `e` as `to`'s, merging with an entry `to` already has.
   // Locking: the ledger's shard mutex (or all of them) held.
   static void move_entry(Ledger& ledger, LedgerEntry& e, MemCss& to);
-  // The css owning a refusing counter, found from the charged css upward.
+  // The css owning a refusing memory counter, found from the charged css
+  // upward.
   static MemCss* owner_of(MemCss& charged, const PageCounter* counter);
   // Undoes the precharges of moves_ (reverse order) and clears the plan.
   void cancel_moves();
@@ -319,7 +446,8 @@ class MemoryController final : public Controller {
   int slot_ = -1;           // Immutable after registration.
   MemCss* root_ = nullptr;  // Immutable after registration.
   CssRegistry registry_;
-  MmTable<Ledger> ledgers_;
+  MmTable<Ledger> ledgers_;  // memory
+  SwapTable swap_ledgers_;
   ReclaimHook reclaim_;
 
   // The migration in progress. Guarded by the engine's cgroup mutex (every

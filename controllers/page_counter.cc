@@ -128,33 +128,42 @@ bool CssRegistry::contains(const ChargeCss* css) const {
 }
 
 Status CssRegistry::check(const std::unordered_map<const ChargeCss*, int64_t>& local_want) const {
+  static constexpr ChargeView kCounter{
+      [](const ChargeCss& c) -> const PageCounter& { return c.counter; },
+      [](const ChargeCss& c) { return c.local.load(); }, ""};
+  return check(local_want, kCounter);
+}
+
+Status CssRegistry::check(const std::unordered_map<const ChargeCss*, int64_t>& local_want,
+                          const ChargeView& view) const {
   MutexLock lock(mu_);
   std::unordered_map<const ChargeCss*, int64_t> children_usage;
   size_t nr_known = 0;
   for (const ChargeCss& c : csses_) {
-    if (c.up()) children_usage[c.up()] += c.counter.usage();
+    if (c.up()) children_usage[c.up()] += view.counter(c).usage();
     if (local_want.count(&c)) ++nr_known;
   }
   if (nr_known != local_want.size())
     return Status::Error(EIO, "an address space charges a css that no longer exists");
   for (const ChargeCss& c : csses_) {
-    const int64_t usage = c.counter.usage();
-    const int64_t local = c.local.load();
+    const PageCounter& counter = view.counter(c);
+    const int64_t usage = counter.usage();
+    const int64_t local = view.local(c);
     auto ch = children_usage.find(&c);
     const int64_t children = ch == children_usage.end() ? 0 : ch->second;
     auto w = local_want.find(&c);
     const int64_t want = w == local_want.end() ? 0 : w->second;
-    const std::string name = css_name(c);
-    if (local < 0) return Status::Error(EIO, name + ": negative local charge");
+    const std::string name = css_name(c) + ": " + std::string(view.what);
+    if (local < 0) return Status::Error(EIO, name + "negative local charge");
     if (usage != local + children)
-      return Status::Error(EIO, name + ": usage " + std::to_string(usage) + " != local " +
+      return Status::Error(EIO, name + "usage " + std::to_string(usage) + " != local " +
                                     std::to_string(local) + " + children " +
                                     std::to_string(children));
     if (local != want)
-      return Status::Error(EIO, name + ": local charge " + std::to_string(local) +
+      return Status::Error(EIO, name + "local charge " + std::to_string(local) +
                                     ", but address spaces hold " + std::to_string(want));
-    if (c.counter.watermark() < usage) return Status::Error(EIO, name + ": watermark below usage");
-    if (c.counter.failcnt() < 0) return Status::Error(EIO, name + ": negative failcnt");
+    if (counter.watermark() < usage) return Status::Error(EIO, name + "watermark below usage");
+    if (counter.failcnt() < 0) return Status::Error(EIO, name + "negative failcnt");
   }
   return Status::Ok();
 }

@@ -138,6 +138,15 @@ class ChargeCss : public Css {
   ListHook registry_node_;  // guarded by registry_.mu_
 };
 
+// Which counter of a css CssRegistry::check reads: ChargeCss::counter and
+// ::local, or a second account a controller keeps beside them (memory's
+// swap). `what` starts the messages ("" or e.g. "swap ").
+struct ChargeView {
+  const PageCounter& (*counter)(const ChargeCss& css);
+  int64_t (*local)(const ChargeCss& css);
+  std::string_view what;
+};
+
 // Every live ChargeCss of one controller, online or not, so that the checker
 // also sees the offline csses whose charges still count in their parents.
 // Thread-safety: all methods are thread-safe.
@@ -155,6 +164,10 @@ class CssRegistry {
   // Locking: takes the registry mutex; the caller excludes every charger
   // (table shards locked, cgroup mutex held).
   Status check(const std::unordered_map<const ChargeCss*, int64_t>& local_want) const;
+  // The same for the counter `view` names. Locking: as above, with every
+  // charger of that counter excluded.
+  Status check(const std::unordered_map<const ChargeCss*, int64_t>& local_want,
+               const ChargeView& view) const;
   // Whether `css` is a live css of this registry.
   // Locking: takes the registry mutex.
   bool contains(const ChargeCss* css) const;

@@ -18,12 +18,13 @@ void MemorySync::sync_process(Pid g) {
   Result<std::vector<Pid>> threads = engine_.threads_of(g);
   if (!threads.ok() || threads->empty()) return;
   const Pid t = threads->front();
-  int64_t charged, vm;
+  int64_t charged, vm, swapped = 0;
   {
     Result<MmRef> mm = engine_.mm_of(t);
     if (!mm.ok()) return;
     charged = mm.value()->charged.load();
     vm = mm.value()->total_vm.load();
+    if (memory_) swapped = memory_->swap_charged(**mm);
   }
   if (memory_ && st->rss_anon >= 0) {
     const int64_t d = st->rss_anon - charged;
@@ -31,6 +32,14 @@ void MemorySync::sync_process(Pid g) {
     bool over = false;
     if (d > 0) (void)memory_->force_charge(engine_, t, d, &over);
     else if (d < 0) (void)memory_->uncharge(engine_, t, -d);
+    if (over) ++refused_;
+  }
+  // After RssAnon: a page swapped out since the last pass left it first.
+  if (memory_ && st->vm_swap >= 0) {
+    const int64_t d = st->vm_swap - swapped;
+    bool over = false;
+    if (d > 0) (void)memory_->force_charge_swap(engine_, t, d, &over);
+    else if (d < 0) (void)memory_->uncharge_swap(engine_, t, -d);
     if (over) ++refused_;
   }
   if (memrlimit_ && st->vm_size >= 0) {

@@ -1,8 +1,13 @@
 // MemorySync: brings the memory controllers' usage in line with what the
 // host's processes really use — each process's address space is charged
-// (memory) its RssAnon and sized (memrlimit) to its VmSize, by the
-// difference since the last pass — and then does what the kernel does for
-// a memory cgroup over its limits.
+// (memory) its RssAnon and its VmSwap as swap, and sized (memrlimit) to its
+// VmSize, by the difference since the last pass — and then does what the
+// kernel does for a memory cgroup over its limits.
+//
+// Swap is accounted, never enforced: the kernel enforces memory.swap.max by
+// not swapping out, and user space cannot keep it from swapping. Swap past
+// swap.max is charged anyway (force_charge_swap: "max" counts, "fail" does
+// not) and nothing else happens.
 //
 // Usage is the truth: memory a process already uses is charged even past
 // memory.max / memory.limit_in_bytes (MemoryController::force_charge,
@@ -59,8 +64,8 @@ class MemorySync {
   // One pass over every user process, then enforcement (above).
   // Locking: no engine lock held; never called concurrently with itself.
   void run();
-  // memrlimit charges a limit refused, plus memory charges made past a
-  // limit, so far.
+  // memrlimit charges a limit refused, plus memory and swap charges made
+  // past a limit, so far.
   int64_t refused() const { return refused_.load(); }
   // Processes killed for a memory cgroup over its limit.
   int64_t oom_kills() const { return oom_kills_.load(); }

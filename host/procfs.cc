@@ -167,9 +167,10 @@ std::optional<ProcStatus> parse_status(std::string_view text) {
                  to_num(next_field(rest), st.creds.suid);
     } else if (key == "Gid") {
       (void)(to_num(next_field(rest), st.creds.gid) && to_num(next_field(rest), st.creds.egid));
-    } else if (key == "RssAnon" || key == "VmSize") {
+    } else if (key == "RssAnon" || key == "VmSize" || key == "VmSwap") {
       int64_t kb;
-      if (to_num(next_field(rest), kb)) (key == "RssAnon" ? st.rss_anon : st.vm_size) = kb * 1024;
+      int64_t& field = key == "RssAnon" ? st.rss_anon : key == "VmSize" ? st.vm_size : st.vm_swap;
+      if (to_num(next_field(rest), kb)) field = kb * 1024;
     }
   }
   if (!have_tgid || !have_uid) return std::nullopt;

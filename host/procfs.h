@@ -48,6 +48,7 @@ struct ProcStatus {
   Creds creds;               // Uid: real, effective, saved; Gid: real, effective
   int64_t rss_anon = -1;     // RssAnon in bytes; -1 if absent (kernel threads)
   int64_t vm_size = -1;      // VmSize in bytes; -1 if absent
+  int64_t vm_swap = -1;      // VmSwap in bytes; -1 if absent (kernel threads)
 };
 
 // One process as a scan saw it.

@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <map>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -1253,6 +1254,400 @@ TEST_F(MemoryV2Test, OomGroupIsTheHighestGroupUpToTheDomain) {
   EXPECT_EQ(rd(*a, "memory.events.local"), "low 0\nhigh 0\nmax 0\noom 1\noom_kill 0\noom_group_kill 1\n");
   EXPECT_EQ(rd(*b, "memory.events"), "low 0\nhigh 0\nmax 0\noom 0\noom_kill 2\noom_group_kill 0\n");
   EXPECT_EQ(rd(*c, "memory.events.local"), "low 0\nhigh 0\nmax 0\noom 0\noom_kill 1\noom_group_kill 0\n");
+}
+
+
+// ------------------------------------------------------------ swap (v2)
+
+// Records the control files the controller says changed (by cgroup id:
+// paths need the cgroup mutex, which may be held at the call).
+class FileChanges : public EngineObserver {
+ public:
+  void file_changed(Cgroup& cgroup, std::string_view file) override {
+    std::lock_guard<std::mutex> l(mu);
+    seen.emplace_back(cgroup.id(), std::string(file));
+  }
+  // How often `file` of cgroup `id` was notified; forgets everything seen.
+  std::map<std::pair<uint64_t, std::string>, int> take() {
+    std::lock_guard<std::mutex> l(mu);
+    std::map<std::pair<uint64_t, std::string>, int> out;
+    for (auto& e : seen) ++out[e];
+    seen.clear();
+    return out;
+  }
+  std::mutex mu;
+  std::vector<std::pair<uint64_t, std::string>> seen;
+};
+
+std::string swap_events(int high, int max, int fail) {
+  return "high " + std::to_string(high) + "\nmax " + std::to_string(max) + "\nfail " +
+         std::to_string(fail) + "\n";
+}
+
+// root -> a -> b, memory enabled in both levels; p in b.
+class MemorySwapTest : public MemoryV2Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(engine.set_subtree_control(root(), mine(), {}).ok());
+    a = *engine.mkdir(root(), "a");
+    ASSERT_TRUE(engine.set_subtree_control(*a, mine(), {}).ok());
+    b = *engine.mkdir(*a, "b");
+    p = *engine.spawn({});
+    ASSERT_TRUE(engine.migrate_process(p, *b).ok());
+    engine.add_observer(&changes);
+  }
+  void TearDown() override {
+    engine.remove_observer(&changes);
+    MemoryV2Test::TearDown();
+  }
+  int wr(Cgroup& cg, std::string_view file, std::string_view text) {
+    return write_file(engine, cg, file, text).err();
+  }
+  MemCss& css(Cgroup& cg) {
+    MutexLock l(engine.cgroup_mutex());
+    return MemoryController::of(*cg.css(mem->id()));
+  }
+  int64_t swapped(Pid pid) { return mem->swap_charged(**engine.mm_of(pid)); }
+  int64_t swapped_in(Pid pid, Cgroup& cg) {
+    return mem->swap_charged_in(**engine.mm_of(pid), css(cg));
+  }
+  Status swap(Pid pid, int64_t bytes) { return mem->charge_swap(engine, pid, bytes); }
+  Status unswap(Pid pid, int64_t bytes) { return mem->uncharge_swap(engine, pid, bytes); }
+
+  CgroupPtr a, b;
+  Pid p = 0;
+  FileChanges changes;
+};
+
+// The kernel's swap_files: current, high, max, peak, events on non-root v2
+// cgroups; high and max parsed as memory.max is (page_counter_memparse).
+TEST_F(MemorySwapTest, FilesDefaultsAndParsing) {
+  for (const char* f : {"memory.swap.current", "memory.swap.high", "memory.swap.max",
+                        "memory.swap.peak", "memory.swap.events"})
+    EXPECT_EQ(rd(root(), f), "<ENOENT>") << f;
+  EXPECT_EQ(rd(*b, "memory.swap.current"), "0\n");
+  EXPECT_EQ(rd(*b, "memory.swap.high"), "max\n");
+  EXPECT_EQ(rd(*b, "memory.swap.max"), "max\n");
+  EXPECT_EQ(rd(*b, "memory.swap.peak"), "0\n");
+  EXPECT_EQ(rd(*b, "memory.swap.events"), swap_events(0, 0, 0));
+  EXPECT_EQ(rd(*b, "memory.swap.events.local"), "<ENOENT>");
+  const std::pair<const char*, const char*> ok[] = {
+      {"5000", "4096\n"}, {"12k\n", "12288\n"}, {" max ", "max\n"}, {"1M", "1048576\n"},
+      {"0x2000", "8192\n"}, {"9223372036854771712", "max\n"}, {"0", "0\n"}, {"", "0\n"},
+  };
+  const std::pair<const char*, int> bad[] = {
+      {"abc", EINVAL}, {"-1", EINVAL}, {"+1", EINVAL}, {"1.5k", EINVAL}, {"1 k", EINVAL},
+      {"MAX", EINVAL}, {"1kb", EINVAL},
+  };
+  for (const char* f : {"memory.swap.max", "memory.swap.high"}) {
+    for (auto [text, want] : ok) {
+      // A zero-length write never reaches the handler: "" is left out.
+      if (!*text) continue;
+      EXPECT_EQ(wr(*b, f, text), 0) << f << " " << text;
+      EXPECT_EQ(rd(*b, f), want) << f << " " << text;
+    }
+    ASSERT_EQ(wr(*b, f, "8192"), 0);
+    for (auto [text, err] : bad) EXPECT_EQ(wr(*b, f, text), err) << f << " " << text;
+    EXPECT_EQ(rd(*b, f), "8192\n") << f << ": a refused write changes nothing";
+  }
+  // Read-only, as memory.peak and memory.current are.
+  EXPECT_EQ(wr(*b, "memory.swap.peak", "0"), EINVAL);
+  EXPECT_EQ(wr(*b, "memory.swap.current", "0"), EINVAL);
+  EXPECT_EQ(wr(*b, "memory.swap.events", "0"), EINVAL);
+}
+
+// __mem_cgroup_try_charge_swap: a refusal counts "max" and "fail" at the
+// memcg charged, hierarchically (its non-root ancestors too), whichever
+// level refused; memory.swap.events of each is notified.
+TEST_F(MemorySwapTest, RefusalCountsMaxAndFailAtTheChargedCgroupAndNotifies) {
+  ASSERT_EQ(wr(*a, "memory.swap.max", "8K"), 0);
+  ASSERT_TRUE(swap(p, 8192).ok());
+  EXPECT_EQ(rd(*b, "memory.swap.current"), "8192\n");
+  EXPECT_EQ(rd(*a, "memory.swap.current"), "8192\n");
+  EXPECT_EQ(css(*a).swap.usage(), 8192);
+  EXPECT_TRUE(changes.take().empty());
+  EXPECT_EQ(swap(p, 1).err(), ENOMEM);  // one page, refused by a
+  EXPECT_EQ(rd(*b, "memory.swap.events"), swap_events(0, 1, 1));
+  EXPECT_EQ(rd(*a, "memory.swap.events"), swap_events(0, 1, 1));
+  EXPECT_EQ(rd(*b, "memory.swap.current"), "8192\n");
+  EXPECT_EQ(swapped(p), 8192);
+  // b's watermark saw the refused page before a said no (level by level).
+  EXPECT_EQ(rd(*b, "memory.swap.peak"), "12288\n");
+  EXPECT_EQ(rd(*a, "memory.swap.peak"), "8192\n");
+  auto seen = changes.take();
+  EXPECT_EQ(seen, (std::map<std::pair<uint64_t, std::string>, int>{
+                      {{a->id(), "memory.swap.events"}, 2}, {{b->id(), "memory.swap.events"}, 2}}));
+  // Memory's own events are untouched.
+  EXPECT_EQ(rd(*a, "memory.events"), "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\noom_group_kill 0\n");
+  // Below the usage: stored, no EBUSY; the next charge at b is refused by b.
+  ASSERT_EQ(wr(*b, "memory.swap.max", "4096"), 0);
+  EXPECT_EQ(rd(*b, "memory.swap.max"), "4096\n");
+  ASSERT_EQ(wr(*a, "memory.swap.max", "max"), 0);
+  EXPECT_EQ(swap(p, 4096).err(), ENOMEM);
+  EXPECT_EQ(rd(*b, "memory.swap.events"), swap_events(0, 2, 2));
+  EXPECT_EQ(rd(*a, "memory.swap.events"), swap_events(0, 2, 2));
+  EXPECT_EQ(css(*b).swap.failcnt(), 1);  // the counter's own count: the refusing level
+  EXPECT_EQ(css(*a).swap.failcnt(), 1);
+  ASSERT_TRUE(unswap(p, 8192).ok());
+  EXPECT_EQ(rd(*a, "memory.swap.current"), "0\n");
+  EXPECT_EQ(swapped(p), 0);
+}
+
+// A charge in the root itself counts nothing: the root has no swap.events.
+TEST_F(MemorySwapTest, TheRootCountsNoEvents) {
+  Pid r = *engine.spawn({});
+  ASSERT_TRUE(swap(r, 4096).ok());
+  EXPECT_EQ(MemoryController::of(engine.root_css(mem->id())).swap.usage(), 4096);
+  EXPECT_TRUE(changes.take().empty());
+  ASSERT_TRUE(unswap(r, 4096).ok());
+}
+
+// Model: each swap charge that leaves a level above its swap.high counts
+// "high" there and up its non-root ancestors; swap.high never refuses.
+TEST_F(MemorySwapTest, HighCountsAtEachLevelLeftAboveIt) {
+  ASSERT_EQ(wr(*b, "memory.swap.high", "8K"), 0);
+  ASSERT_TRUE(swap(p, 8192).ok());  // at high, not above
+  EXPECT_EQ(rd(*b, "memory.swap.events"), swap_events(0, 0, 0));
+  ASSERT_TRUE(swap(p, 4096).ok());
+  ASSERT_TRUE(swap(p, 4096).ok());
+  EXPECT_EQ(rd(*b, "memory.swap.events"), swap_events(2, 0, 0));
+  EXPECT_EQ(rd(*a, "memory.swap.events"), swap_events(2, 0, 0));
+  // a over its own high too: the charge counts for b's level (at b and a)
+  // and for a's (at a).
+  ASSERT_EQ(wr(*a, "memory.swap.high", "4K"), 0);
+  ASSERT_TRUE(swap(p, 4096).ok());
+  EXPECT_EQ(rd(*b, "memory.swap.events"), swap_events(3, 0, 0));
+  EXPECT_EQ(rd(*a, "memory.swap.events"), swap_events(4, 0, 0));
+  auto seen = changes.take();
+  EXPECT_EQ((seen[{b->id(), "memory.swap.events"}]), 3);
+  EXPECT_EQ((seen[{a->id(), "memory.swap.events"}]), 4);
+  EXPECT_EQ(rd(*b, "memory.swap.current"), "20480\n");
+}
+
+// Swap and memory are separate accounts: a swap-out is uncharge() then
+// charge_swap(); neither moves bytes into the other.
+TEST_F(MemorySwapTest, SwapOutIsUnchargeThenChargeSwapAndErrors) {
+  ASSERT_TRUE(mem->charge(engine, p, 16384).ok());
+  ASSERT_TRUE(mem->uncharge(engine, p, 8192).ok());
+  ASSERT_TRUE(swap(p, 8000).ok());  // rounded up to 2 pages
+  EXPECT_EQ(rd(*b, "memory.current"), "8192\n");
+  EXPECT_EQ(rd(*b, "memory.swap.current"), "8192\n");
+  EXPECT_EQ((*engine.mm_of(p))->charged.load(), 8192);
+  EXPECT_EQ(swapped(p), 8192);
+  EXPECT_EQ(unswap(p, 8193).err(), EINVAL);  // 3 pages, 2 held
+  EXPECT_EQ(unswap(p, -1).err(), EINVAL);
+  EXPECT_EQ(swap(p, -1).err(), EINVAL);
+  EXPECT_EQ(swap(999999, 4096).err(), ESRCH);
+  EXPECT_EQ(unswap(999999, 4096).err(), ESRCH);
+  EXPECT_EQ(mem->force_charge_swap(engine, 999999, 4096).err(), ESRCH);
+  Engine other;
+  EXPECT_EQ(mem->charge_swap(other, p, 4096).err(), EINVAL);
+  EXPECT_TRUE(swap(p, 0).ok());
+  EXPECT_EQ(rd(*b, "memory.swap.current"), "8192\n");
+  Status st = engine.check_invariants();
+  EXPECT_TRUE(st.ok()) << st.message();
+  ASSERT_TRUE(unswap(p, 8192).ok());
+  ASSERT_TRUE(mem->uncharge(engine, p, 8192).ok());
+}
+
+// The host's case: swapped already, so swap.max does not refuse; passing it
+// counts "max" (not "fail") at the charged cgroup and up.
+TEST_F(MemorySwapTest, ForcedChargePassesMaxCountingMaxOnly) {
+  ASSERT_EQ(wr(*a, "memory.swap.max", "4K"), 0);
+  bool over = true;
+  ASSERT_TRUE(mem->force_charge_swap(engine, p, 4096, &over).ok());
+  EXPECT_FALSE(over);
+  ASSERT_TRUE(mem->force_charge_swap(engine, p, 8192, &over).ok());
+  EXPECT_TRUE(over);
+  EXPECT_EQ(rd(*a, "memory.swap.current"), "12288\n");
+  EXPECT_EQ(rd(*a, "memory.swap.peak"), "12288\n");
+  EXPECT_EQ(rd(*b, "memory.swap.events"), swap_events(0, 1, 0));
+  EXPECT_EQ(rd(*a, "memory.swap.events"), swap_events(0, 1, 0));
+  EXPECT_EQ((changes.take()[{b->id(), "memory.swap.events"}]), 1);
+  // A plain charge is refused meanwhile.
+  EXPECT_EQ(swap(p, 4096).err(), ENOMEM);
+  EXPECT_EQ(rd(*b, "memory.swap.events"), swap_events(0, 2, 1));
+  ASSERT_TRUE(unswap(p, 12288).ok());
+}
+
+// Swap charges stay where they were made when the process moves (v2 never
+// moves charges); uncharges take the most recent first; a removed cgroup's
+// swap charges go to its parent, which already counted them.
+TEST_F(MemorySwapTest, ChargesStayAfterAMoveAndGoToTheParentOnRmdir) {
+  auto c = *engine.mkdir(*a, "c");
+  ASSERT_TRUE(swap(p, 8192).ok());
+  ASSERT_TRUE(engine.migrate_process(p, *c).ok());
+  EXPECT_EQ(rd(*b, "memory.swap.current"), "8192\n");
+  EXPECT_EQ(rd(*c, "memory.swap.current"), "0\n");
+  ASSERT_TRUE(swap(p, 4096).ok());
+  EXPECT_EQ(swapped_in(p, *c), 4096);
+  EXPECT_EQ(swapped_in(p, *b), 8192);
+  ASSERT_TRUE(unswap(p, 8192).ok());  // c's 4096 first, then 4096 of b's
+  EXPECT_EQ(swapped_in(p, *c), 0);
+  EXPECT_EQ(swapped_in(p, *b), 4096);
+  Status st = engine.check_invariants();
+  EXPECT_TRUE(st.ok()) << st.message();
+  MemCss& b_css = css(*b);
+  ASSERT_TRUE(engine.rmdir(*b).ok());
+  EXPECT_EQ(swapped_in(p, *a), 4096);
+  EXPECT_EQ(b_css.swap.usage(), 0);
+  EXPECT_EQ(b_css.swap_local.load(), 0);
+  EXPECT_EQ(rd(*a, "memory.swap.current"), "4096\n");
+  st = engine.check_invariants();
+  EXPECT_TRUE(st.ok()) << st.message();
+  ASSERT_TRUE(unswap(p, 4096).ok());
+  EXPECT_EQ(rd(*a, "memory.swap.current"), "0\n");
+}
+
+// An address space that points at a removed cgroup charges swap to the
+// nearest online ancestor, as memory does.
+TEST_F(MemorySwapTest, AnOfflineMemcgsSwapGoesToTheNearestOnlineAncestor) {
+  ASSERT_TRUE(swap(p, 4096).ok());
+  // Disabling memory in a's subtree takes b's css offline; p's address
+  // space still points at it.
+  ASSERT_TRUE(engine.set_subtree_control(*a, {}, mine()).ok());
+  ASSERT_TRUE(swap(p, 4096).ok());
+  EXPECT_EQ(swapped_in(p, *a), 8192);
+  EXPECT_EQ(rd(*a, "memory.swap.current"), "8192\n");
+  ASSERT_TRUE(unswap(p, 8192).ok());
+}
+
+// mm_release: the last user's exit (or exec) frees the address space and
+// its swap with it, wherever the swap lives.
+TEST_F(MemorySwapTest, FreeingTheAddressSpaceUnchargesItsSwap) {
+  auto c = *engine.mkdir(*a, "c");
+  ASSERT_TRUE(swap(p, 8192).ok());
+  ASSERT_TRUE(engine.migrate_process(p, *c).ok());
+  ASSERT_TRUE(swap(p, 4096).ok());
+  ASSERT_TRUE(engine.exec(p).ok());
+  EXPECT_EQ(rd(*b, "memory.swap.current"), "0\n");
+  EXPECT_EQ(rd(*c, "memory.swap.current"), "0\n");
+  EXPECT_EQ(swapped(p), 0);
+  ASSERT_TRUE(swap(p, 4096).ok());
+  {
+    auto mm = engine.mm_of(p);  // held past the exit: freed when dropped
+    ASSERT_TRUE(engine.exit_process(p).ok());
+    EXPECT_EQ(rd(*c, "memory.swap.current"), "4096\n");
+  }
+  EXPECT_EQ(rd(*c, "memory.swap.current"), "0\n");
+  EXPECT_EQ(rd(*a, "memory.swap.current"), "0\n");
+  EXPECT_EQ(MemoryController::of(engine.root_css(mem->id())).swap.usage(), 0);
+}
+
+TEST_F(MemorySwapTest, TheCheckerCatchesSwapAccountingErrors) {
+  ASSERT_TRUE(swap(p, 4096).ok());
+  css(*b).swap_local.fetch_add(4096);
+  Status st = engine.check_invariants();
+  EXPECT_EQ(st.err(), EIO);
+  EXPECT_NE(st.message().find("/a/b: swap"), std::string::npos) << st.message();
+  css(*b).swap_local.fetch_sub(4096);
+  css(*a).swap.force_charge(4096);  // a's usage no longer its children's
+  st = engine.check_invariants();
+  EXPECT_EQ(st.err(), EIO);
+  EXPECT_NE(st.message().find("/a: swap usage"), std::string::npos) << st.message();
+  css(*a).swap.uncharge(4096);  // from a and the root, as force_charge charged
+  st = engine.check_invariants();
+  EXPECT_TRUE(st.ok()) << st.message();
+  ASSERT_TRUE(unswap(p, 4096).ok());
+}
+
+// v1 charge moving: bit 1 moves the swap the address space holds in the
+// source with its memory (the kernel's v1 moved swap entries with anonymous
+// pages); no swap files on v1.
+TEST_F(MemoryTest, MoveChargeAtImmigrateMovesSwapWithBit1) {
+  auto a = mk(root(), "a");
+  auto b = mk(root(), "b");
+  EXPECT_EQ(rd(*a, "memory.swap.current"), "<ENOENT>");
+  EXPECT_EQ(rd(*a, "memory.swap.max"), "<ENOENT>");
+  Pid p = proc(a.get());
+  ASSERT_TRUE(mem->charge_swap(engine, p, 8192).ok());  // swap only, no memory
+  auto in = [&](Cgroup& cg) { return mem->swap_charged_in(**engine.mm_of(p), css(cg)); };
+  // Bit 2 alone: nothing moves.
+  ASSERT_EQ(wr(*b, "memory.move_charge_at_immigrate", "2"), 0);
+  ASSERT_TRUE(engine.migrate_process(p, *b).ok());
+  EXPECT_EQ(in(*a), 8192);
+  EXPECT_EQ(css(*a).swap.usage(), 8192);
+  ASSERT_TRUE(engine.migrate_process(p, *a).ok());
+  ASSERT_EQ(wr(*b, "memory.move_charge_at_immigrate", "1"), 0);
+  ASSERT_TRUE(charge(p, 4096).ok());
+  ASSERT_TRUE(engine.migrate_process(p, *b).ok());
+  EXPECT_EQ(in(*a), 0);
+  EXPECT_EQ(in(*b), 8192);
+  EXPECT_EQ(css(*a).swap.usage(), 0);
+  EXPECT_EQ(css(*b).swap.usage(), 8192);
+  EXPECT_EQ(css(*b).swap.watermark(), 8192);
+  EXPECT_EQ(css(root()).swap.usage(), 8192);  // the common ancestor keeps it
+  EXPECT_EQ(charged_in(p, *b), 4096);
+  check();
+  ASSERT_TRUE(mem->uncharge_swap(engine, p, 8192).ok());
+}
+
+// A vetoed move leaves swap where it was and drops every precharge: a swap
+// refusal (a limit only a css rebound from v2 could carry, set here
+// directly) undoes the memory part already planned for the same process.
+TEST_F(MemoryTest, AVetoedMoveLeavesSwapAndMemoryWhereTheyWere) {
+  auto a = mk(root(), "a");
+  auto b = mk(root(), "b");
+  Pid p = proc(a.get());
+  ASSERT_TRUE(charge(p, 4096).ok());
+  ASSERT_TRUE(mem->charge_swap(engine, p, 8192).ok());
+  ASSERT_EQ(wr(*b, "memory.move_charge_at_immigrate", "1"), 0);
+  css(*b).swap.force_limit(4096);
+  EXPECT_EQ(engine.migrate_process(p, *b).err(), ENOMEM);
+  EXPECT_EQ(usage(*a), 4096);
+  EXPECT_EQ(usage(*b), 0);
+  EXPECT_EQ(css(*a).swap.usage(), 8192);
+  EXPECT_EQ(css(*b).swap.usage(), 0);
+  EXPECT_EQ(memcg(p), &css(*a));
+  check();
+  // A memory refusal: the swap part is never planned.
+  css(*b).swap.force_limit(kUnlimited);
+  ASSERT_EQ(wr(*b, "memory.limit_in_bytes", "0"), 0);
+  EXPECT_EQ(engine.migrate_process(p, *b).err(), ENOMEM);
+  EXPECT_EQ(css(*b).swap.usage(), 0);
+  EXPECT_EQ(mem->swap_charged_in(**engine.mm_of(p), css(*a)), 8192);
+  check();
+  ASSERT_EQ(wr(*b, "memory.limit_in_bytes", "-1"), 0);
+  ASSERT_TRUE(engine.migrate_process(p, *b).ok());
+  EXPECT_EQ(css(*b).swap.usage(), 8192);
+  EXPECT_EQ(usage(*b), 4096);
+}
+
+// Swap charges, uncharges and moves racing migrations and rmdirs keep the
+// accounts whole.
+TEST_F(MemoryTest, ConcurrentSwapChargesMovesAndRemovals) {
+  auto a = mk(root(), "a");
+  auto b = mk(root(), "b");
+  ASSERT_EQ(wr(*b, "memory.move_charge_at_immigrate", "1"), 0);
+  ASSERT_EQ(wr(*a, "memory.move_charge_at_immigrate", "1"), 0);
+  std::vector<Pid> ps;
+  for (int i = 0; i < 4; ++i) ps.push_back(proc(a.get()));
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> chargers;
+  for (Pid pid : ps)
+    chargers.emplace_back([&, pid] {
+      int64_t held = 0;
+      while (!stop.load()) {
+        if (mem->charge_swap(engine, pid, 4096).ok()) held += 4096;
+        if (held >= 8 * 4096 && mem->uncharge_swap(engine, pid, 3 * 4096).ok()) held -= 3 * 4096;
+      }
+    });
+  for (int i = 0; i < 200; ++i) {
+    Pid pid = ps[i % ps.size()];
+    EXPECT_TRUE(engine.migrate_process(pid, i % 2 ? *a : *b).ok());
+    auto tmp = mk(root(), "tmp");
+    Pid q = proc(tmp.get());
+    EXPECT_TRUE(mem->charge_swap(engine, q, 4096).ok());
+    EXPECT_TRUE(engine.migrate_process(q, root()).ok());
+    EXPECT_TRUE(engine.rmdir(*tmp).ok());  // q's swap goes to the root
+    EXPECT_TRUE(engine.exit_process(q).ok());
+  }
+  stop.store(true);
+  for (std::thread& t : chargers) t.join();
+  check();
+  int64_t total = 0;
+  for (Pid pid : ps) total += mem->swap_charged(**engine.mm_of(pid));
+  EXPECT_EQ(css(root()).swap.usage(), total);
 }
 
 }  // namespace

@@ -26,7 +26,7 @@ TEST(ProcParse, StatFieldsAfterTheLastParenthesis) {
 TEST(ProcParse, StatusIdsAndMemory) {
   auto st = parse_status(
       "Name:\tsleep\nTgid:\t12\nPid:\t13\nPPid:\t1\nUid:\t1\t2\t3\t4\nGid:\t5\t6\t7\t8\n"
-      "VmSize:\t    8000 kB\nRssAnon:\t     100 kB\n");
+      "VmSize:\t    8000 kB\nRssAnon:\t     100 kB\nVmSwap:\t      12 kB\n");
   ASSERT_TRUE(st.has_value());
   EXPECT_EQ(st->tgid, 12);
   EXPECT_EQ(st->ppid, 1);
@@ -37,6 +37,12 @@ TEST(ProcParse, StatusIdsAndMemory) {
   EXPECT_EQ(st->creds.egid, 6u);
   EXPECT_EQ(st->vm_size, 8000 * 1024);
   EXPECT_EQ(st->rss_anon, 100 * 1024);
+  EXPECT_EQ(st->vm_swap, 12 * 1024);
+  // A kernel thread's status has no memory lines.
+  auto k = parse_status("Name:\tk\nTgid:\t2\nPid:\t2\nPPid:\t0\nUid:\t0\t0\t0\t0\n");
+  ASSERT_TRUE(k.has_value());
+  EXPECT_EQ(k->vm_swap, -1);
+  EXPECT_EQ(k->rss_anon, -1);
   EXPECT_FALSE(parse_status("Name:\tx\n").has_value());
 }
 

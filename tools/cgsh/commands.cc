@@ -38,6 +38,10 @@ std::span<const Shell::Command> Shell::commands() {
       {"exec", "$P", "$P execs (its other threads exit)", 1, 1, &Shell::run_exec},
       {"charge", "$P BYTES", "memory: $P faults in BYTES (K, M, G, T)", 2, 2, &Shell::run_charge},
       {"uncharge", "$P BYTES", "memory: $P frees BYTES", 2, 2, &Shell::run_uncharge},
+      {"swapcharge", "$P BYTES", "memory: $P swaps out BYTES (swap only; uncharge them first)",
+       2, 2, &Shell::run_swapcharge},
+      {"swapuncharge", "$P BYTES", "memory: $P's swap shrinks by BYTES", 2, 2,
+       &Shell::run_swapuncharge},
       {"cputime", "$T USER_US SYSTEM_US [nice]",
        "cpu: thread $T ran USER_US / SYSTEM_US microseconds (at nice > 0 with 'nice')", 3, 4,
        &Shell::run_cputime},
@@ -347,6 +351,22 @@ Shell::Outcome Shell::run_uncharge(Words args) {
   if (!a.ok()) return a.status();
   if (!controllers_.memory) return Status::Error(ENODEV, "no memory controller");
   return controllers_.memory->uncharge(*engine_, a->task, a->bytes);
+}
+
+// Swap is its own account: a script modelling a swap-out writes
+// `uncharge` then `swapcharge`, as an embedder calls the two.
+Shell::Outcome Shell::run_swapcharge(Words args) {
+  Result<TaskAndBytes> a = task_and_bytes(args);
+  if (!a.ok()) return a.status();
+  if (!controllers_.memory) return Status::Error(ENODEV, "no memory controller");
+  return controllers_.memory->charge_swap(*engine_, a->task, a->bytes);
+}
+
+Shell::Outcome Shell::run_swapuncharge(Words args) {
+  Result<TaskAndBytes> a = task_and_bytes(args);
+  if (!a.ok()) return a.status();
+  if (!controllers_.memory) return Status::Error(ENODEV, "no memory controller");
+  return controllers_.memory->uncharge_swap(*engine_, a->task, a->bytes);
 }
 
 // A test hook standing for the scheduler: the CPU time a virtual thread

@@ -146,6 +146,8 @@ class Shell {
   Outcome run_exec(Words args);
   Outcome run_charge(Words args);
   Outcome run_uncharge(Words args);
+  Outcome run_swapcharge(Words args);
+  Outcome run_swapuncharge(Words args);
   Outcome run_cputime(Words args);
   Outcome run_mmap(Words args);
   Outcome run_munmap(Words args);
