@@ -159,6 +159,16 @@ std::string events_text(const std::array<std::atomic<int64_t>, MemCss::kNrEvents
   return out;
 }
 Result<std::string> read_events(Engine&, Css& css) { return events_text(mem(css).events); }
+
+// memory.pressure_level (v1) exists for cgroup.event_control only: the
+// kernel's file has no read handler and answers EINVAL.
+Result<std::string> read_pressure_level(Engine&, Css&) {
+  return Status::Error(EINVAL, "memory.pressure_level is for cgroup.event_control only");
+}
+Status register_event(Engine&, Css& css, std::string_view control, std::string_view args,
+                      std::unique_ptr<EventSink>& sink) {
+  return ctl(css).listeners().add(mem(css), control, args, sink);
+}
 Result<std::string> read_events_local(Engine&, Css& css) {
   return events_text(mem(css).events_local);
 }
@@ -204,6 +214,8 @@ constexpr ControlFileSpec kFiles[] = {
     {"force_empty", kV1, FileScope::kEverywhere, nullptr, write_force_empty},
     {"oom_control", kV1, FileScope::kEverywhere, read_oom_control, write_oom_control},
     {"stat", kV1, FileScope::kEverywhere, read_stat, nullptr},
+    {"pressure_level", kV1, FileScope::kEverywhere, read_pressure_level, nullptr},
+    {"!cgroup.event_control", kV1, FileScope::kEverywhere, nullptr, nullptr, nullptr, register_event},
     // cgroup v2
     {"current", kV2, FileScope::kNonRoot, read_usage, nullptr},
     {"high", kV2, FileScope::kNonRoot, read_high, write_high},
@@ -253,6 +265,7 @@ Result<std::unique_ptr<Css>> MemoryController::css_alloc(Css* parent) {
 void MemoryController::css_offline(Css& c) {
   MemCss& css = of(c);
   if (!css.up()) return;  // a root goes offline only as its engine dies
+  listeners_.css_removed(css);
   MemCss& parent = *css.up();
   auto empty_into_parent = [&](const Account& a) {
     const int64_t local = (css.*a.local).exchange(0);
@@ -489,6 +502,7 @@ Status MemoryController::charge(Engine& engine, Pid pid, int64_t bytes) {
       ExclusiveLock<RwSem> l((*mm)->mmap_lock());
       st = charge_locked(**mm, *n, &refused, /*force=*/false);
     }
+    if (st.ok()) listeners_.usage_changed();
     if (st.ok() || !refused || attempt > 0 || !reclaim_) return st;
     // Nothing is held across the hook: it may uncharge other address
     // spaces (taking their mmap_locks) or write limits.
@@ -508,6 +522,7 @@ Status MemoryController::force_charge(Engine& engine, Pid pid, int64_t bytes, bo
   ExclusiveLock<RwSem> l((*mm)->mmap_lock());
   Status st = charge_locked(**mm, *n, &refused, /*force=*/true);
   if (st.ok() && refused && over_limit) *over_limit = true;
+  if (st.ok()) listeners_.usage_changed();
   return st;
 }
 
@@ -530,6 +545,7 @@ Status MemoryController::uncharge(Engine& engine, Pid pid, int64_t bytes) {
   take_recent(it->second, *n, kMemory);  // present: charged > 0
   if (it->second.empty()) shard.map.erase(it);
   mm.charged.fetch_sub(*n);
+  listeners_.usage_changed();
   return Status::Ok();
 }
 
@@ -630,6 +646,7 @@ Status MemoryController::force_empty_locked(Engine& engine, MemCss& css) {
       move_entry(ledger, *e, parent);
     });
   });
+  listeners_.usage_changed();
   return Status::Ok();
 }
 
@@ -679,6 +696,7 @@ void MemoryController::mm_release(Mm& mm) {
       shard.map.erase(it);
     }
     mm.charged.store(0);
+    listeners_.usage_changed();
   }
   // Swap has no total outside its table, so the shard is always looked at.
   auto& shard = swap_ledgers_.shard(&mm);
@@ -861,6 +879,7 @@ void MemoryController::commit_part(MovePart& p, MemCss& from, MemCss& to,
 }
 
 void MemoryController::post_attach(TaskSet&) {
+  if (!moves_.empty()) listeners_.usage_changed();
   for (Css* css : deferred_puts_) css->put();
   deferred_puts_.clear();
   moves_.clear();
@@ -981,10 +1000,14 @@ bool MemoryController::begin_oom(Engine& engine, uint64_t cgroup) {
   if (m.oom_kill_disable.load()) {
     // One OOM until usage fits, however often the embedder looks: the
     // kernel's charges wait in that one OOM meanwhile.
-    if (!m.oom_locked.exchange(true)) count_event(m, MemCss::kOom);
+    if (!m.oom_locked.exchange(true)) {
+      count_event(m, MemCss::kOom);
+      listeners_.oom(m);
+    }
     return false;
   }
   count_event(m, MemCss::kOom);
+  listeners_.oom(m);
   return true;
 }
 

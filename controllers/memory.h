@@ -75,6 +75,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "controllers/memory_events.h"
 #include "controllers/page_counter.h"
 #include "core/controller.h"
 #include "core/engine.h"
@@ -336,6 +337,9 @@ class MemoryController final : public Controller {
   int64_t swap_charged_in(const Mm& mm, const MemCss& css);
 
   static MemCss& of(Css& css) { return static_cast<MemCss&>(css); }
+  // The v1 eventfd listeners (cgroup.event_control), signalled by usage
+  // changes, OOMs and rmdir (controllers/memory_events.h).
+  MemoryEventListeners& listeners() { return listeners_; }
 
  private:
   struct LedgerEntry {
@@ -449,6 +453,7 @@ class MemoryController final : public Controller {
   MmTable<Ledger> ledgers_;  // memory
   SwapTable swap_ledgers_;
   ReclaimHook reclaim_;
+  MemoryEventListeners listeners_;
 
   // The migration in progress. Guarded by the engine's cgroup mutex (every
   // migration hook runs under it); attach only changes elements in place.

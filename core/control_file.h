@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -24,6 +25,17 @@ enum class FileScope : uint8_t {
   kEverywhere,  // every cgroup with the controller, root included
   kRootOnly,    // only the hierarchy's root cgroup
   kNonRoot,     // every cgroup but the root
+};
+
+// Where a v1 event listener's notifications go (cgroup.event_control: the
+// writer's eventfd in host mode). signal() neither blocks nor fails, and may
+// run with any engine or controller lock held: an implementation that must
+// do I/O queues it. Destroying the sink ends the listener (after the signals
+// already given).
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  virtual void signal() noexcept = 0;
 };
 
 // Which hierarchy kinds show the file.
@@ -45,6 +57,15 @@ struct ControlFileSpec {
   // E2BIG beyond); null: a page. Asked once per controller, when a file
   // layer builds its table.
   size_t (*max_write)(const Controller& controller) = nullptr;
+  // cgroup.event_control (v1): a write "EFD CFD ARGS" registers a listener.
+  // The file layer resolves both descriptors in the writer's world (EBADF,
+  // EINVAL for an EFD that is no eventfd), checks that CFD is a control
+  // file of this very css that the writer may read (EINVAL, EACCES), and
+  // then calls this with that file's full name ("memory.usage_in_bytes"),
+  // the rest of the line and the sink, which the handler takes on success.
+  // EINVAL for a file or ARGS it has no events for. The file's mode is 0200.
+  Status (*register_event)(Engine& engine, Css& css, std::string_view control, std::string_view args,
+                           std::unique_ptr<EventSink>& sink) = nullptr;
 };
 
 }  // namespace cgcore

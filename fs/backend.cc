@@ -8,6 +8,10 @@ void Backend::add_new_threads(Pid) {}
 
 void Backend::settle_exits(std::span<const Pid>) {}
 
+Result<Backend::EventFds> Backend::take_event_fds(const Caller&, int efd, int) {
+  return Status::Error(EBADF, "no descriptor " + std::to_string(efd) + " exists for virtual tasks");
+}
+
 void VirtualBackend::kill_processes(std::span<const Pid> tgids) {
   // A process that exited meanwhile is simply gone: ESRCH is not an error.
   for (Pid p : tgids) (void)engine_.exit_process(p);

@@ -75,6 +75,22 @@ class Backend {
   // for backends whose tasks all live in one namespace (virtual tasks).
   virtual std::shared_ptr<const PidNamespace> pid_namespace(const Caller& caller);
 
+  // What a cgroup.event_control write names: the listener's sink, made from
+  // the writer's eventfd, and the identity of the control file the writer's
+  // second descriptor refers to.
+  struct EventFds {
+    std::unique_ptr<EventSink> sink;
+    uint64_t control_dev = 0;  // st_dev of the control file
+    uint64_t control_ino = 0;  // st_ino
+    bool control_regular = false;  // a regular file
+  };
+  // Takes descriptors `efd` and `cfd` of the writer `caller` (its pid is the
+  // backend's id of the writing thread, blocked in its write meanwhile):
+  // EBADF if either is not open, EINVAL if `efd` is no eventfd, in that
+  // order (the kernel's); EPERM if the backend may not take them. The
+  // default has no descriptors to take (virtual tasks): EBADF.
+  virtual Result<EventFds> take_event_fds(const Caller& caller, int efd, int cfd);
+
   // cgroup.kill: ends these processes (sorted, no duplicates), as the
   // kernel's SIGKILL would.
   virtual void kill_processes(std::span<const Pid> tgids) = 0;

@@ -48,7 +48,8 @@ void CgroupFs::build_file_table() {
       FileDef def;
       def.name = spec.name.starts_with('!') ? std::string(spec.name.substr(1))
                                             : std::string(c.name()) + "." + std::string(spec.name);
-      def.mode = (spec.read ? 0444 : 0) | (spec.write ? 0200 : 0);
+      def.mode = (spec.read ? 0444 : 0) | (spec.write || spec.register_event ? 0200 : 0);
+      def.registers_event = spec.register_event != nullptr;
       def.versions = spec.versions;
       def.scope = spec.scope;
       def.controller = static_cast<ControllerId>(id);
@@ -525,6 +526,12 @@ Result<size_t> CgroupFs::write(OpenFile& file, std::string_view data, std::optio
   // The journal names the task as the backend does, not as the writer's
   // namespace does.
   const Pid resolved = pid.ok() ? *pid : 0;
+  if (named && named->registers_event) {
+    Status st = register_event(file, data, writer);
+    settle();
+    if (!st.ok()) return st;
+    return written;
+  }
   Status st;
   std::vector<Pid> kill;
   {
@@ -551,6 +558,36 @@ Result<size_t> CgroupFs::write(OpenFile& file, std::string_view data, std::optio
   settle();
   if (!st.ok()) return st;
   return written;
+}
+
+// The kernel's order of checks: the line, the eventfd, the control file's
+// descriptor, read permission on it, that it is a regular file of this fs,
+// that it has events (the handler's answer), that it belongs to the same
+// css. The listener is not journaled: its descriptors die with the daemon.
+Status CgroupFs::register_event(OpenFile& file, std::string_view data, const Caller& writer) {
+  Result<EventControlLine> line = parse_event_control(data);
+  if (!line.ok()) return line.status();
+  Result<Backend::EventFds> fds = backend_.take_event_fds(writer, line->efd, line->cfd);
+  if (!fds.ok()) return fds.status();
+  const uint64_t dev = mount_dev_.load();
+  MutexLock lock(engine_.cgroup_mutex());
+  Result<Node> n = node_locked(file.ino_);
+  if (!n.ok()) return Status::Error(ENODEV, "the cgroup was removed");
+  const bool ours = dev != 0 && fds->control_dev == dev && fds->control_regular;
+  Result<Node> control = ours ? node_locked(fds->control_ino) : Status::Error(EINVAL, "");
+  if (ours && control.ok() && control->kind == Node::kFile &&
+      !may_access_locked(fds->control_ino, file.caller_, kMayRead))
+    return Status::Error(EACCES, "no read permission on the control file");
+  if (!control.ok() || control->kind != Node::kFile)
+    return Status::Error(EINVAL, "the control file is not a cgroup file of this mount");
+  const FileDef* def = n->file;
+  const FileDef* cdef = control->file;
+  if (!cdef->spec || cdef->controller != def->controller)
+    return Status::Error(EINVAL, cdef->name + " has no events");
+  if (control->cgroup != n->cgroup)
+    return Status::Error(EINVAL, "the control file belongs to another cgroup");
+  Css* css = file_css_locked(*def, *n->cgroup);
+  return def->spec->register_event(engine_, *css, cdef->name, line->args, fds->sink);
 }
 
 // ------------------------------------------------------------ paths

@@ -204,6 +204,13 @@ class CgroupFs : private EngineObserver {
   // Locking: no engine lock held.
   void run_pending_releases();
 
+  // ---- cgroup.event_control
+  // The device number (st_dev) at which the front end mounted this fs: a
+  // control file named by a cgroup.event_control write must be one of
+  // ours, i.e. have this device. 0 (not mounted, or unknown): none is.
+  // Set once mounted, before requests that register events.
+  void set_mount_device(uint64_t dev) { mount_dev_.store(dev); }
+
   // ---- the change log (journal/): every change is reported to `log`
   // (borrowed, may be null) from now on. Set it while no request runs.
   void set_change_log(ChangeLog* log) { change_log_.store(log); }
@@ -257,6 +264,10 @@ class CgroupFs : private EngineObserver {
   // tasks, their thread ids are put in `*tasks`. Locking: none held; takes
   // the cgroup mutex.
   Status rmdir_once(Ino dir, std::string_view name, const Caller& caller, std::vector<Pid>* tasks);
+  // A write to cgroup.event_control by `writer` (see FileDef::
+  // registers_event). Locking: none held; takes the cgroup mutex after the
+  // backend has taken the descriptors.
+  Status register_event(OpenFile& file, std::string_view data, const Caller& writer);
   // Reports a change to the change log, if any. Locking: cgroup mutex held.
   void log_change_locked(const Change& change) CG_REQUIRES(engine_.cgroup_mutex()) {
     if (ChangeLog* log = change_log_.load()) log->record(change);
@@ -317,6 +328,7 @@ class CgroupFs : private EngineObserver {
 
   FileEvents events_;
   std::atomic<ChangeLog*> change_log_{nullptr};
+  std::atomic<uint64_t> mount_dev_{0};
 };
 
 // One file of the table: a core file (read/write set) or a controller's
@@ -354,6 +366,10 @@ struct FileDef {
   // show an invisible task as 0, as the kernel does.
   Result<std::vector<Pid>> (*read_pids)(FileContext&) = nullptr;
   bool sorted_pids = false;
+  // cgroup.event_control: the write names two of the writer's descriptors,
+  // taken through the backend before the lock (ControlFileSpec::
+  // register_event).
+  bool registers_event = false;
   // The largest write the file takes in one call (kernfs' atomic write
   // length: a page, unless the kernel's file says otherwise).
   size_t max_write = kPageWrite;
@@ -372,6 +388,17 @@ Result<Pid> parse_written_pid(std::string_view text, const Caller& caller);
 // already. Locking: no engine lock held (a namespace reads /proc).
 Result<Pid> resolve_written_pid(std::string_view text, const Caller& caller,
                                 const PidNamespace* ns);
+
+// A cgroup.event_control line: "EFD CFD[ ARGS]", parsed as the kernel does
+// (white space stripped around it, each number decimal digits only, EFD
+// followed by one space, CFD by a space or the end; ARGS the rest, empty
+// at the end). EINVAL otherwise. A number past INT_MAX reads as -1, which
+// names no descriptor.
+struct EventControlLine {
+  int efd = -1, cfd = -1;
+  std::string_view args;
+};
+Result<EventControlLine> parse_event_control(std::string_view text);
 
 // The core (cgroup.*, tasks, ...) files, in fs/core_files.cc.
 std::vector<FileDef> core_file_defs();

@@ -433,4 +433,32 @@ std::vector<FileDef> core_file_defs() {
   };
 }
 
+namespace {
+// The kernel's simple_strtoul in base 10: the leading decimal digits (none:
+// 0), stopping at the first other character.
+int leading_decimal(std::string_view s, size_t* used) {
+  uint64_t v = 0;
+  size_t i = 0;
+  for (; i < s.size() && s[i] >= '0' && s[i] <= '9'; ++i)
+    v = v > uint64_t{INT_MAX} ? v : v * 10 + static_cast<uint64_t>(s[i] - '0');
+  *used = i;
+  return v > uint64_t{INT_MAX} ? -1 : static_cast<int>(v);
+}
+}  // namespace
+
+Result<EventControlLine> parse_event_control(std::string_view text) {
+  std::string_view s = strstrip(text);
+  EventControlLine line;
+  size_t used = 0;
+  line.efd = leading_decimal(s, &used);
+  if (used >= s.size() || s[used] != ' ')
+    return Status::Error(EINVAL, "expected \"EVENT_FD CONTROL_FD [ARGS]\"");
+  s.remove_prefix(used + 1);
+  line.cfd = leading_decimal(s, &used);
+  if (used < s.size() && s[used] != ' ')
+    return Status::Error(EINVAL, "expected \"EVENT_FD CONTROL_FD [ARGS]\"");
+  line.args = used < s.size() ? s.substr(used + 1) : std::string_view();
+  return line;
+}
+
 }  // namespace cgcore::fs

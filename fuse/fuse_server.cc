@@ -13,11 +13,17 @@
 #include <sys/wait.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
+#include <climits>
+#include <cstdio>
+#include <vector>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -642,6 +648,48 @@ FuseServer::FuseServer(fs::CgroupFs& fs, FuseOptions options)
   tree_.set_daemon_lines([this] { return "transport " + transport() + "\n"; });
 }
 
+namespace {
+// Undoes mountinfo's octal escapes (\040 for a space, ...).
+std::string unescape_octal(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1]))) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 3), nullptr, 8));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// The device number of the last fuse.* mount at `mountpoint` in this
+// process's mount table, 0 if there is none. Read from /proc/self/mountinfo,
+// not by stat: a stat of our own mount would wait for this very server.
+uint64_t mount_device_of(const std::string& mountpoint) {
+  char real[PATH_MAX];
+  const std::string want = ::realpath(mountpoint.c_str(), real) ? std::string(real) : mountpoint;
+  FILE* f = std::fopen("/proc/self/mountinfo", "re");
+  if (!f) return 0;
+  uint64_t dev = 0;
+  char* line = nullptr;
+  size_t cap = 0;
+  while (::getline(&line, &cap, f) > 0) {
+    std::vector<std::string> fields;
+    for (char* save = nullptr, *t = strtok_r(line, " \n", &save); t; t = strtok_r(nullptr, " \n", &save))
+      fields.emplace_back(t);
+    auto dash = std::find(fields.begin(), fields.end(), "-");
+    if (fields.size() < 5 || dash == fields.end() || dash + 1 == fields.end()) continue;
+    if (!(dash + 1)->starts_with("fuse") || unescape_octal(fields[4]) != want) continue;
+    unsigned major = 0, minor = 0;
+    if (std::sscanf(fields[2].c_str(), "%u:%u", &major, &minor) == 2) dev = makedev(major, minor);
+  }
+  std::free(line);
+  std::fclose(f);
+  return dev;
+}
+}  // namespace
+
 FuseServer::~FuseServer() {
   // The ring threads dispatch into the session: they end before it does.
   if (uring_) uring_->stop();
@@ -667,6 +715,7 @@ Status FuseServer::mount(const std::string& mountpoint) {
   }
   mounted_ = true;
   mountpoint_ = mountpoint;
+  fs_.set_mount_device(mount_device_of(mountpoint_));
   if (Status st = setup_transport(); !st.ok()) {
     fuse_session_unmount(se_);
     mounted_ = false;
@@ -752,6 +801,7 @@ Status FuseServer::attach(int fd, std::string init, std::function<void(const std
   mounted_ = true;
   attached_ = true;
   mountpoint_ = options_.mountpoint;
+  fs_.set_mount_device(mount_device_of(mountpoint_));
   init_ = std::move(init);
   on_init_ = std::move(on_init);
   return Status::Ok();

@@ -89,6 +89,10 @@ bool HostTracker::catch_up_events() {
   return true;
 }
 
+Result<fs::Backend::EventFds> HostTracker::take_event_fds(const fs::Caller& caller, int efd, int cfd) {
+  return event_notifier_.take(caller.pid, efd, cfd);
+}
+
 std::shared_ptr<const fs::PidNamespace> HostTracker::pid_namespace(const fs::Caller& caller) {
   return pid_namespaces_.of(caller.pid);
 }

@@ -48,6 +48,7 @@
 #include "core/engine.h"
 #include "fs/backend.h"
 #include "host/effects.h"
+#include "host/event_notifier.h"
 #include "host/pid_namespace.h"
 
 namespace cgcore::host {
@@ -157,6 +158,8 @@ class HostTracker final : public fs::Backend {
   // The caller's pid namespace, from /proc (host/pid_namespace.h).
   std::shared_ptr<const fs::PidNamespace> pid_namespace(const fs::Caller& caller) override;
   void kill_processes(std::span<const Pid> tgids) override;
+  // The writer's descriptors, copied with pidfd_getfd (host/event_notifier.h).
+  Result<EventFds> take_event_fds(const fs::Caller& caller, int efd, int cfd) override;
   // The daemon runs no programs: the notification is logged.
   void release(const std::string& agent, const std::string& cgroup_path) override;
   void apply_effects() override;
@@ -238,6 +241,7 @@ class HostTracker final : public fs::Backend {
   std::atomic<bool> using_taskstats_{false};
   std::atomic<int64_t> events_seen_{0};
   std::atomic<int64_t> resyncs_{0};
+  EventNotifier event_notifier_;
   std::atomic<int64_t> overflows_{0};
 };
 
