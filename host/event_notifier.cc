@@ -32,11 +32,17 @@ Result<int> copy_fd(int pidfd, int fd) {
   return Status::Error(err, "descriptor " + std::to_string(fd) + " of the writer: " + std::strerror(err));
 }
 
-bool is_eventfd(int fd) {
-  char link[64];
-  const std::string path = "/proc/self/fd/" + std::to_string(fd);
-  const ssize_t n = ::readlink(path.c_str(), link, sizeof link);
-  return n > 0 && std::string_view(link, static_cast<size_t>(n)) == "anon_inode:[eventfd]";
+// What /proc/TASK/fd/FD (or /proc/self/fd/FD) links to: ENOENT (-> EBADF)
+// when the descriptor is not open. Reading the link opens nothing.
+Result<std::string> fd_target(const std::string& link_path) {
+  char link[128];
+  const ssize_t n = ::readlink(link_path.c_str(), link, sizeof link);
+  if (n < 0) return Status::Error(errno == ENOENT ? EBADF : errno, "the descriptor is not open");
+  return std::string(link, static_cast<size_t>(n));
+}
+
+bool names_eventfd(const Result<std::string>& target) {
+  return target.ok() && target.value() == "anon_inode:[eventfd]";
 }
 
 }  // namespace
@@ -68,33 +74,45 @@ EventNotifier::~EventNotifier() {
   if (thread_.joinable()) thread_.join();
 }
 
+// No descriptor that may be a FUSE file is ever opened or closed here: a
+// close of one of our own files would wait for this daemon's FLUSH reply,
+// and enough such writes at once would hold every request thread. So the
+// eventfd is checked by its /proc link before it is copied (and again after,
+// since the writer's other threads may change the table meanwhile; a copy
+// that is no eventfd is closed by the notifier thread), and the control file
+// is looked at through /proc/TID/fd (a magic link: no open, and cached
+// attributes: no request).
 Result<fs::Backend::EventFds> EventNotifier::take(Pid tid, int efd, int cfd) {
+  const std::string task = "/proc/" + std::to_string(tid) + "/fd/";
+  if (efd < 0) return Status::Error(EBADF, "descriptor " + std::to_string(efd) + " is not open");
+  Result<std::string> target = fd_target(task + std::to_string(efd));
+  if (!target.ok()) return target.status();
+  if (!names_eventfd(target))
+    return Status::Error(EINVAL, "descriptor " + std::to_string(efd) + " is not an eventfd");
+  if (cfd < 0) return Status::Error(EBADF, "descriptor " + std::to_string(cfd) + " is not open");
+  struct statx stx{};
+  const std::string control = task + std::to_string(cfd);
+  if (::statx(AT_FDCWD, control.c_str(), AT_STATX_DONT_SYNC, STATX_TYPE | STATX_INO, &stx) != 0) {
+    const int err = errno;
+    if (err == ENOENT) return Status::Error(EBADF, "descriptor " + std::to_string(cfd) + " is not open");
+    return Status::Error(EINVAL, "the control file cannot be identified: " + std::string(std::strerror(err)));
+  }
+  {
+    std::lock_guard<std::mutex> l(start_mu_);
+    if (Status st = start_locked(); !st.ok()) return st;
+  }
   // PIDFD_THREAD (O_EXCL): the writer is a thread; its descriptor table is
   // the one the numbers name.
   int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, tid, O_EXCL));
   if (pidfd < 0) pidfd = static_cast<int>(::syscall(SYS_pidfd_open, tid, 0));
   if (pidfd < 0) return Status::Error(EBADF, "the writer's descriptors cannot be reached");
   Result<int> e = copy_fd(pidfd, efd);
-  if (!e.ok()) {
-    ::close(pidfd);
-    return e.status();
-  }
-  auto event = std::make_shared<Fd>(*e);
-  if (!is_eventfd(event->fd)) {
-    ::close(pidfd);
-    return Status::Error(EINVAL, "descriptor " + std::to_string(efd) + " is not an eventfd");
-  }
-  Result<int> c = copy_fd(pidfd, cfd);
   ::close(pidfd);
-  if (!c.ok()) return c.status();
-  // Cached attributes only: the file may be served by this very daemon.
-  struct statx stx{};
-  const int rc = ::statx(*c, "", AT_EMPTY_PATH | AT_STATX_DONT_SYNC, STATX_TYPE | STATX_INO, &stx);
-  ::close(*c);
-  if (rc != 0) return Status::Error(EINVAL, "the control file cannot be identified");
-  {
-    std::lock_guard<std::mutex> l(start_mu_);
-    if (Status st = start_locked(); !st.ok()) return st;
+  if (!e.ok()) return e.status();
+  auto event = std::make_shared<Fd>(*e);
+  if (!names_eventfd(fd_target("/proc/self/fd/" + std::to_string(event->fd)))) {
+    queue_->post(std::move(event), /*close_only=*/true);
+    return Status::Error(EINVAL, "descriptor " + std::to_string(efd) + " is not an eventfd");
   }
   fs::Backend::EventFds out;
   out.sink = std::make_unique<Sink>(queue_, std::move(event));
@@ -104,11 +122,11 @@ Result<fs::Backend::EventFds> EventNotifier::take(Pid tid, int efd, int cfd) {
   return out;
 }
 
-void EventNotifier::Queue::post(std::shared_ptr<Fd> fd) {
+void EventNotifier::Queue::post(std::shared_ptr<Fd> fd, bool close_only) {
   {
     std::lock_guard<std::mutex> l(mu);
     if (stopping) return;
-    fds.push_back(std::move(fd));
+    fds.push_back({std::move(fd), close_only});
   }
   cv.notify_one();
 }
@@ -141,14 +159,16 @@ void EventNotifier::run(std::shared_ptr<Queue> q) {
   sigaddset(&guard, guard_signal());
   pthread_sigmask(SIG_UNBLOCK, &guard, nullptr);
   for (;;) {
-    std::shared_ptr<Fd> fd;
+    Job job;
     {
       std::unique_lock<std::mutex> l(q->mu);
       q->cv.wait(l, [&] { return q->stopping || !q->fds.empty(); });
       if (q->stopping) break;
-      fd = std::move(q->fds.front());
+      job = std::move(q->fds.front());
       q->fds.pop_front();
     }
+    const std::shared_ptr<Fd> fd = std::move(job.fd);
+    if (job.close_only) continue;  // the last reference closes it, here
     pollfd p{fd->fd, POLLOUT, 0};
     if (::poll(&p, 1, 0) != 1 || !(p.revents & POLLOUT)) continue;  // saturated: dropped
     if (!guarded) continue;  // never write unguarded

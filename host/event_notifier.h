@@ -1,6 +1,7 @@
 // EventNotifier: the host side of cgroup.event_control. take() copies the
-// writer's two descriptors into the daemon (pidfd_getfd) and identifies
-// them; sinks made from the eventfd signal it from a notifier thread.
+// writer's eventfd into the daemon (pidfd_getfd) and identifies its control
+// file through /proc/TID/fd; sinks made from the eventfd signal it from a
+// notifier thread.
 //
 // Why a thread: writing 1 to an eventfd blocks while its counter is at its
 // largest value, and the file's flags are the writer's (a shared open file
@@ -34,8 +35,8 @@ class EventNotifier {
   EventNotifier(const EventNotifier&) = delete;
   EventNotifier& operator=(const EventNotifier&) = delete;
 
-  // Takes descriptors `efd` and `cfd` of thread `tid` (blocked in its write:
-  // its id cannot be reused meanwhile). EBADF if one is not open there,
+  // Takes eventfd `efd` of thread `tid` (blocked in its write: its id
+  // cannot be reused meanwhile) and identifies its descriptor `cfd`. EBADF if one is not open there,
   // EINVAL if `efd` is no eventfd, EPERM (or the kernel's errno) if the
   // daemon may not take them; ENOMEM if the notifier cannot start. The
   // control file is identified without a request to any FUSE server (its
@@ -45,6 +46,10 @@ class EventNotifier {
  private:
   class Sink;
   struct Fd;
+  struct Job {
+    std::shared_ptr<Fd> fd;
+    bool close_only = false;
+  };
   // What sinks share with the notifier; a sink may outlive this object (it
   // lives in the engine's controller), and then signals nothing.
   struct Queue {
@@ -52,9 +57,11 @@ class EventNotifier {
     // the queue and the flag.
     std::mutex mu;
     std::condition_variable cv;
-    std::deque<std::shared_ptr<Fd>> fds;  // guarded by mu
-    bool stopping = false;                // guarded by mu
-    void post(std::shared_ptr<Fd> fd);
+    std::deque<Job> fds;   // guarded by mu
+    bool stopping = false;  // guarded by mu
+    // Queues a signal of `fd`, or with `close_only` only its last reference
+    // (its close happens in the notifier thread).
+    void post(std::shared_ptr<Fd> fd, bool close_only = false);
   };
   // Starts the notifier if it is not running. Locking: start_mu_ held.
   Status start_locked();
