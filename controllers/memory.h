@@ -62,6 +62,10 @@
 // and are freed by mm_release exactly as memory charges are. v1 has no swap
 // files (its memsw.* files are a combined counter, not provided).
 //
+// v1 eventfd notifications (cgroup.event_control) live in listeners()
+// (controllers/memory_events.h); every usage change, OOM and css_offline
+// here reports to it.
+//
 // Thread-safety: charge/uncharge (and their swap forms) are thread-safe;
 // hooks follow the engine's contract (core/controller.h). Lock order: see
 // controllers/page_counter.h; a memory table shard mutex and a swap table

@@ -562,8 +562,9 @@ Result<size_t> CgroupFs::write(OpenFile& file, std::string_view data, std::optio
 
 // The kernel's order of checks: the line, the eventfd, the control file's
 // descriptor, read permission on it, that it is a regular file of this fs,
-// that it has events (the handler's answer), that it belongs to the same
-// css. The listener is not journaled: its descriptors die with the daemon.
+// then (all EINVAL, so their order shows nowhere) that it is a file with
+// events of the same css and that the handler takes the arguments. The
+// listener is not journaled: its descriptors die with the daemon.
 Status CgroupFs::register_event(OpenFile& file, std::string_view data, const Caller& writer) {
   Result<EventControlLine> line = parse_event_control(data);
   if (!line.ok()) return line.status();
@@ -574,7 +575,8 @@ Status CgroupFs::register_event(OpenFile& file, std::string_view data, const Cal
   Result<Node> n = node_locked(file.ino_);
   if (!n.ok()) return Status::Error(ENODEV, "the cgroup was removed");
   const bool ours = dev != 0 && fds->control_dev == dev && fds->control_regular;
-  Result<Node> control = ours ? node_locked(fds->control_ino) : Status::Error(EINVAL, "");
+  Result<Node> control =
+      ours ? node_locked(fds->control_ino) : Status::Error(EINVAL, "not a file of this mount");
   if (ours && control.ok() && control->kind == Node::kFile &&
       !may_access_locked(fds->control_ino, file.caller_, kMayRead))
     return Status::Error(EACCES, "no read permission on the control file");
