@@ -1029,6 +1029,13 @@ void MemoryController::count_oom_group_kill(Engine& engine, uint64_t cgroup) {
 
 // ------------------------------------------------------------ invariants
 
+namespace {
+// The registry's view of the swap account (memory's is its default).
+constexpr ChargeView kSwapView{
+    [](const ChargeCss& c) -> const PageCounter& { return static_cast<const MemCss&>(c).swap; },
+    [](const ChargeCss& c) { return static_cast<const MemCss&>(c).swap_local.load(); }, "swap "};
+}  // namespace
+
 Status MemoryController::check_invariants(Engine&) {
   // One address space's ledger of either account against its total; adds
   // what it holds to `want`.
@@ -1064,9 +1071,6 @@ Status MemoryController::check_invariants(Engine&) {
   if (!st.ok()) return st;
   // Swap, under its own shards (no charger of it is running meanwhile:
   // every one holds a swap shard mutex, or the cgroup mutex in attach).
-  static constexpr ChargeView kSwapView{
-      [](const ChargeCss& c) -> const PageCounter& { return static_cast<const MemCss&>(c).swap; },
-      [](const ChargeCss& c) { return static_cast<const MemCss&>(c).swap_local.load(); }, "swap "};
   std::unordered_map<const ChargeCss*, int64_t> swap_want;
   swap_ledgers_.with_all_locked([&](auto&& for_each) {
     for_each([&](const Mm*, SwapLedger& rec) {
