@@ -1488,10 +1488,12 @@ TEST_F(MemorySwapTest, ChargesStayAfterAMoveAndGoToTheParentOnRmdir) {
   Status st = engine.check_invariants();
   EXPECT_TRUE(st.ok()) << st.message();
   MemCss& b_css = css(*b);
+  b_css.get();  // the offline css is looked at after its cgroup is gone
   ASSERT_TRUE(engine.rmdir(*b).ok());
   EXPECT_EQ(swapped_in(p, *a), 4096);
   EXPECT_EQ(b_css.swap.usage(), 0);
   EXPECT_EQ(b_css.swap_local.load(), 0);
+  b_css.put();
   EXPECT_EQ(rd(*a, "memory.swap.current"), "4096\n");
   st = engine.check_invariants();
   EXPECT_TRUE(st.ok()) << st.message();
