@@ -888,6 +888,53 @@ TEST_F(MemoryV2Test, DisablingTheControllerRehomesAddressSpacesAndKeepsCharges) 
 
 // ------------------------------------------------------------ concurrency
 
+// Threshold listeners under concurrent charges: every flip is one signal,
+// and flips alternate, so a cgroup back below its threshold has been
+// signalled an even number of times; an OOM listener registered meanwhile
+// and the removal signal race neither.
+TEST_F(MemoryTest, ConcurrentChargesSignalThresholdsInPairs) {
+  class Counting final : public EventSink {
+   public:
+    explicit Counting(std::atomic<int>& n) : n_(n) {}
+    void signal() noexcept override { n_.fetch_add(1); }
+
+   private:
+    std::atomic<int>& n_;
+  };
+  auto a = mk(root(), "a");
+  std::atomic<int> threshold_hits{0}, oom_hits{0};
+  std::unique_ptr<EventSink> sink = std::make_unique<Counting>(threshold_hits);
+  MemCss& a_css = css(*a);
+  {
+    MutexLock l(engine.cgroup_mutex());
+    ASSERT_TRUE(mem->listeners().add(a_css, "memory.usage_in_bytes", "64K", sink).ok());
+  }
+  constexpr int kThreads = 4;
+  std::vector<Pid> procs;
+  for (int i = 0; i < kThreads; ++i) procs.push_back(proc(a.get()));
+  std::vector<std::thread> workers;
+  for (int i = 0; i < kThreads; ++i)
+    workers.emplace_back([&, i] {
+      for (int r = 0; r < 2000; ++r) {
+        ASSERT_TRUE(charge(procs[i], 32 << 10).ok());
+        ASSERT_TRUE(uncharge(procs[i], 32 << 10).ok());
+      }
+    });
+  {
+    std::unique_ptr<EventSink> oom = std::make_unique<Counting>(oom_hits);
+    MutexLock l(engine.cgroup_mutex());
+    ASSERT_TRUE(mem->listeners().add(a_css, "memory.oom_control", "", oom).ok());
+  }
+  for (std::thread& t : workers) t.join();
+  EXPECT_EQ(usage(*a), 0);
+  EXPECT_EQ(threshold_hits.load() % 2, 0) << threshold_hits.load();
+  EXPECT_EQ(oom_hits.load(), 0);
+  for (Pid p : procs) ASSERT_TRUE(engine.migrate_process(p, root()).ok());
+  ASSERT_TRUE(engine.rmdir(*a).ok());
+  EXPECT_EQ(oom_hits.load(), 1);
+  EXPECT_EQ(threshold_hits.load() % 2, 1);
+}
+
 TEST_F(MemoryTest, ConcurrentChargesForksExitsAndMigrations) {
   auto a = mk(root(), "a");
   auto b = mk(root(), "b");
