@@ -85,10 +85,10 @@ class Backend {
     bool control_regular = false;  // a regular file
   };
   // Takes descriptors `efd` and `cfd` of the writer `caller` (its pid is the
-  // backend's id of the writing thread, blocked in its write meanwhile):
-  // EBADF if either is not open, EINVAL if `efd` is no eventfd, in that
-  // order (the kernel's); EPERM if the backend may not take them. The
-  // default has no descriptors to take (virtual tasks): EBADF.
+  // backend's id of the writing thread, blocked in its write meanwhile).
+  // In the kernel's order: EBADF if `efd` is not open, EINVAL if it is no
+  // eventfd, EBADF if `cfd` is not open; EPERM if the backend may not take
+  // them. The default has no descriptors to take (virtual tasks): EBADF.
   virtual Result<EventFds> take_event_fds(const Caller& caller, int efd, int cfd);
 
   // cgroup.kill: ends these processes (sorted, no duplicates), as the
