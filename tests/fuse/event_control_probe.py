@@ -151,15 +151,23 @@ def main():
     out("oom listener", write_control(CG, "%d %d" % (oom_efd, oom)))
     with open(os.path.join(CG, "memory.limit_in_bytes"), "w") as f:
         f.write("16M")
+    # The child allocates only once it is in the cgroup: a v1 charge made
+    # before the move stays with the old cgroup, and no OOM would follow.
+    go_r, go_w = os.pipe()
     pid = os.fork()
     if pid == 0:
+        os.close(go_w)
+        os.read(go_r, 1)
         block = bytearray(64 << 20)
         for i in range(0, len(block), PAGE):
             block[i] = 1
         time.sleep(30)
         os._exit(0)
+    os.close(go_r)
     with open(os.path.join(CG, "cgroup.procs"), "w") as f:
         f.write(str(pid))
+    os.write(go_w, b"g")
+    os.close(go_w)
     _, status = os.waitpid(pid, 0)
     out("the child over the limit", "killed by signal %d" % os.WTERMSIG(status)
         if os.WIFSIGNALED(status) else "exited")

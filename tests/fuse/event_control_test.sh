@@ -3,9 +3,6 @@
 # behave as the kernel's: event_control_probe.py's transcript on the mount
 # equals the kernel's (event_control.expected, taken on Linux 6.18), and
 # equals the host kernel's own when its v1 memory hierarchy is writable here.
-# Not in CTest yet: it failed twice when run beside the heavy supervisor
-# tests (cause not found). Run by hand: event_control_test.sh
-# build/tools/cgcorefs.
 # Usage: event_control_test.sh CGCOREFS. Exit 77 (skipped) without root,
 # /dev/fuse, fusermount3 or python3.
 set -u
