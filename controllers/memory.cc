@@ -18,24 +18,6 @@ MemoryController& ctl(Css& css) { return static_cast<MemoryController&>(css.cont
 
 // ------------------------------------------------------------ v1 files
 
-Result<std::string> read_limit(Engine&, Css& css) { return format_line(mem(css).counter.limit()); }
-Status write_limit(Engine&, Css& css, std::string_view text) {
-  return write_limit_v1(mem(css), text);
-}
-Result<std::string> read_usage(Engine&, Css& css) { return format_line(mem(css).counter.usage()); }
-Result<std::string> read_max_usage(Engine&, Css& css) {
-  return format_line(mem(css).counter.watermark());
-}
-Status write_max_usage(Engine&, Css& css, std::string_view text) {
-  return write_reset_watermark(mem(css), text);
-}
-Result<std::string> read_failcnt(Engine&, Css& css) {
-  return format_line(mem(css).counter.failcnt());
-}
-Status write_failcnt(Engine&, Css& css, std::string_view text) {
-  return write_reset_failcnt(mem(css), text);
-}
-
 Result<std::string> read_move_charge(Engine&, Css& css) {
   return format_line(mem(css).move_flags.load());
 }
@@ -206,10 +188,11 @@ Result<std::string> read_swap_events(Engine&, Css& css) {
 
 constexpr ControlFileSpec kFiles[] = {
     // cgroup v1
-    {"limit_in_bytes", kV1, FileScope::kEverywhere, read_limit, write_limit},
-    {"usage_in_bytes", kV1, FileScope::kEverywhere, read_usage, nullptr},
-    {"max_usage_in_bytes", kV1, FileScope::kEverywhere, read_max_usage, write_max_usage},
-    {"failcnt", kV1, FileScope::kEverywhere, read_failcnt, write_failcnt},
+    {"limit_in_bytes", kV1, FileScope::kEverywhere, read_charge_limit, write_charge_limit},
+    {"usage_in_bytes", kV1, FileScope::kEverywhere, read_charge_usage, nullptr},
+    {"max_usage_in_bytes", kV1, FileScope::kEverywhere, read_charge_watermark,
+     write_charge_watermark},
+    {"failcnt", kV1, FileScope::kEverywhere, read_charge_failcnt, write_charge_failcnt},
     {"move_charge_at_immigrate", kV1, FileScope::kEverywhere, read_move_charge, write_move_charge},
     {"force_empty", kV1, FileScope::kEverywhere, nullptr, write_force_empty},
     {"oom_control", kV1, FileScope::kEverywhere, read_oom_control, write_oom_control},
@@ -217,11 +200,11 @@ constexpr ControlFileSpec kFiles[] = {
     {"pressure_level", kV1, FileScope::kEverywhere, read_pressure_level, nullptr},
     {"!cgroup.event_control", kV1, FileScope::kEverywhere, nullptr, nullptr, nullptr, register_event},
     // cgroup v2
-    {"current", kV2, FileScope::kNonRoot, read_usage, nullptr},
+    {"current", kV2, FileScope::kNonRoot, read_charge_usage, nullptr},
     {"high", kV2, FileScope::kNonRoot, read_high, write_high},
     {"max", kV2, FileScope::kNonRoot, read_max, write_max},
     {"oom.group", kV2, FileScope::kNonRoot, read_oom_group, write_oom_group},
-    {"peak", kV2, FileScope::kNonRoot, read_max_usage, nullptr},
+    {"peak", kV2, FileScope::kNonRoot, read_charge_watermark, nullptr},
     {"events", kV2, FileScope::kNonRoot, read_events, nullptr},
     {"events.local", kV2, FileScope::kNonRoot, read_events_local, nullptr},
     {"swap.current", kV2, FileScope::kNonRoot, read_swap_current, nullptr},
@@ -280,8 +263,8 @@ void MemoryController::css_offline(Css& c) {
     empty_into_parent(kMemory);
   });
   swap_ledgers_.with_all_locked([&](auto&& for_each) {
-    for_each([&](const Mm*, SwapLedger& rec) {
-      if (LedgerEntry* e = find_entry(rec.entries, &css)) move_entry(rec.entries, *e, parent);
+    for_each([&](const Mm*, Ledger& ledger) {
+      if (LedgerEntry* e = find_entry(ledger, &css)) move_entry(ledger, *e, parent);
     });
     empty_into_parent(kSwap);
   });
@@ -391,15 +374,23 @@ void MemoryController::count_swap_event(MemCss& css, MemCss::SwapEvent ev) {
 
 // ------------------------------------------------------------ charges
 
-Status MemoryController::charge_locked(Mm& mm, int64_t bytes, uint64_t* refused, bool force) {
+const MemoryController::Account MemoryController::kMemory{
+    &MemCss::counter, &MemCss::local, &Mm::charged, &MemoryController::ledgers_};
+const MemoryController::Account MemoryController::kSwap{
+    &MemCss::swap, &MemCss::swap_local, &Mm::swapped, &MemoryController::swap_ledgers_};
+
+Status MemoryController::charge_account_locked(Mm& mm, int64_t bytes, const Account& a, bool force,
+                                               MemCss** charged, PageCounter** refused) {
   mm.mmap_lock().AssertHeld();
-  auto& shard = ledgers_.shard(&mm);
+  *refused = nullptr;
+  auto& shard = (this->*a.table).shard(&mm);
   for (;;) {
     MemCss& css = memcg_of(mm);
     MutexLock lock(shard.mu);
     // css_offline marks a css dying and empties it with every shard mutex
     // held: checked under ours, no charge can land in it afterwards.
     if (css.dying.load()) continue;
+    *charged = &css;
     Ledger* ledger;
     try {
       ledger = &shard.map[&mm];
@@ -412,196 +403,54 @@ Status MemoryController::charge_locked(Mm& mm, int64_t bytes, uint64_t* refused,
       if (ledger->empty()) shard.map.erase(&mm);
       return Status::Error(ENOMEM, "out of memory for an address space's charge record");
     }
-    if (PageCounter* r = css.counter.try_charge(bytes)) {
-      MemCss* owner = owner_of(css, r);
-      count_event(*owner, MemCss::kMax);
-      // Paths need the cgroup mutex; the id is immutable. A root css may
-      // change cgroups on a rebind, but a root has no limit.
-      const Cgroup* cg = owner->cgroup();
-      *refused = cg ? cg->id() : 0;
+    if (PageCounter* r = (css.*a.counter).try_charge(bytes)) {
+      *refused = r;
       if (!force) {
         if (added) ledger->erase(ledger->begin());
         if (ledger->empty()) shard.map.erase(&mm);
-        return Status::Error(ENOMEM, "memory limit reached in cgroup id " + std::to_string(*refused));
+        return Status::Ok();
       }
-      // The memory is in use already: the kernel's OOM path lets the charge
-      // through too, and the embedder reclaims or kills.
-      css.counter.force_charge(bytes);
+      (css.*a.counter).force_charge(bytes);
     }
-    // The kernel counts "high" at every level a charge leaves above its
-    // memory.high (each such level counting up its own ancestors).
-    for (MemCss* c = &css; c->up(); c = c->up())
-      if (c->counter.usage() > c->high.load()) count_event(*c, MemCss::kHigh);
     e->bytes += bytes;
     to_front(*ledger, *e);
-    css.local.fetch_add(bytes);
-    mm.charged.fetch_add(bytes);
+    (css.*a.local).fetch_add(bytes);
+    (mm.*a.total).fetch_add(bytes);
     return Status::Ok();
   }
 }
 
-Status MemoryController::charge_swap_locked(Mm& mm, int64_t bytes, bool force, bool* over_max) {
+Status MemoryController::uncharge_account_locked(Mm& mm, int64_t bytes, const Account& a,
+                                                 const char* what) {
   mm.mmap_lock().AssertHeld();
-  auto& shard = swap_ledgers_.shard(&mm);
-  for (;;) {
-    MemCss& css = memcg_of(mm);
-    MutexLock lock(shard.mu);
-    // As in charge_locked: css_offline empties a dying css under every swap
-    // shard mutex, after marking it.
-    if (css.dying.load()) continue;
-    SwapLedger* rec;
-    try {
-      rec = &shard.map[&mm];
-    } catch (const std::bad_alloc&) {
-      return Status::Error(ENOMEM, "out of memory for an address space's swap record");
-    }
-    bool added;
-    LedgerEntry* e = entry_for(rec->entries, css, &added);
-    if (!e) {
-      if (rec->entries.empty()) shard.map.erase(&mm);
-      return Status::Error(ENOMEM, "out of memory for an address space's swap record");
-    }
-    if (css.swap.try_charge(bytes) != nullptr) {
-      // Whichever level refused, the events are the charged css's: its
-      // page is the one that could not be swapped out.
-      count_swap_event(css, MemCss::kSwapMax);
-      if (!force) {
-        count_swap_event(css, MemCss::kSwapFail);
-        if (added) rec->entries.erase(rec->entries.begin());
-        if (rec->entries.empty()) shard.map.erase(&mm);
-        const Cgroup* cg = css.cgroup();
-        return Status::Error(ENOMEM, "swap limit reached charging cgroup id " +
-                                         std::to_string(cg ? cg->id() : 0));
-      }
-      // Swapped already: the kernel never lets this happen, but refusing
-      // would only make swap.current lie.
-      css.swap.force_charge(bytes);
-      *over_max = true;
-    }
-    for (MemCss* c = &css; c->up(); c = c->up())
-      if (c->swap.usage() > c->swap_high.load()) count_swap_event(*c, MemCss::kSwapHigh);
-    e->bytes += bytes;
-    to_front(rec->entries, *e);
-    css.swap_local.fetch_add(bytes);
-    rec->total += bytes;
-    return Status::Ok();
-  }
-}
-
-Status MemoryController::charge(Engine& engine, Pid pid, int64_t bytes) {
-  if (&engine != this->engine()) return Status::Error(EINVAL, "not this controller's engine");
-  Result<int64_t> n = page_round_up(bytes);
-  if (!n.ok()) return n.status();
-  if (*n == 0) return Status::Ok();
-  Result<MmRef> mm = engine.mm_of(pid);
-  if (!mm.ok()) return mm.status();
-  for (int attempt = 0;; ++attempt) {
-    uint64_t refused = 0;
-    Status st;
-    {
-      ExclusiveLock<RwSem> l((*mm)->mmap_lock());
-      st = charge_locked(**mm, *n, &refused, /*force=*/false);
-    }
-    if (st.ok()) listeners_.usage_changed();
-    if (st.ok() || !refused || attempt > 0 || !reclaim_) return st;
-    // Nothing is held across the hook: it may uncharge other address
-    // spaces (taking their mmap_locks) or write limits.
-    reclaim_(engine, refused, *n);
-  }
-}
-
-Status MemoryController::force_charge(Engine& engine, Pid pid, int64_t bytes, bool* over_limit) {
-  if (over_limit) *over_limit = false;
-  if (&engine != this->engine()) return Status::Error(EINVAL, "not this controller's engine");
-  Result<int64_t> n = page_round_up(bytes);
-  if (!n.ok()) return n.status();
-  if (*n == 0) return Status::Ok();
-  Result<MmRef> mm = engine.mm_of(pid);
-  if (!mm.ok()) return mm.status();
-  uint64_t refused = 0;
-  ExclusiveLock<RwSem> l((*mm)->mmap_lock());
-  Status st = charge_locked(**mm, *n, &refused, /*force=*/true);
-  if (st.ok() && refused && over_limit) *over_limit = true;
-  if (st.ok()) listeners_.usage_changed();
-  return st;
-}
-
-Status MemoryController::uncharge(Engine& engine, Pid pid, int64_t bytes) {
-  if (&engine != this->engine()) return Status::Error(EINVAL, "not this controller's engine");
-  Result<int64_t> n = page_round_up(bytes);
-  if (!n.ok()) return n.status();
-  Result<MmRef> mmr = engine.mm_of(pid);
-  if (!mmr.ok()) return mmr.status();
-  Mm& mm = **mmr;
-  ExclusiveLock<RwSem> l(mm.mmap_lock());
-  if (*n > mm.charged.load())
-    return Status::Error(EINVAL, "uncharging " + std::to_string(*n) +
-                                     " bytes, the address space holds " +
-                                     std::to_string(mm.charged.load()));
-  if (*n == 0) return Status::Ok();
-  auto& shard = ledgers_.shard(&mm);
+  const int64_t held = (mm.*a.total).load();
+  if (bytes > held)
+    return Status::Error(EINVAL, "uncharging " + std::to_string(bytes) + " " + what +
+                                     " bytes, the address space holds " + std::to_string(held));
+  if (bytes == 0) return Status::Ok();
+  auto& shard = (this->*a.table).shard(&mm);
   MutexLock lock(shard.mu);
   auto it = shard.map.find(&mm);
-  take_recent(it->second, *n, kMemory);  // present: charged > 0
+  take_recent(it->second, bytes, a);  // present: the total is > 0
   if (it->second.empty()) shard.map.erase(it);
-  mm.charged.fetch_sub(*n);
-  listeners_.usage_changed();
+  (mm.*a.total).fetch_sub(bytes);
   return Status::Ok();
 }
 
-Status MemoryController::charge_swap(Engine& engine, Pid pid, int64_t bytes) {
-  if (&engine != this->engine()) return Status::Error(EINVAL, "not this controller's engine");
-  Result<int64_t> n = page_round_up(bytes);
-  if (!n.ok()) return n.status();
-  if (*n == 0) return Status::Ok();
-  Result<MmRef> mm = engine.mm_of(pid);
-  if (!mm.ok()) return mm.status();
-  bool over = false;
-  ExclusiveLock<RwSem> l((*mm)->mmap_lock());
-  return charge_swap_locked(**mm, *n, /*force=*/false, &over);
-}
-
-Status MemoryController::force_charge_swap(Engine& engine, Pid pid, int64_t bytes,
-                                           bool* over_limit) {
-  if (over_limit) *over_limit = false;
-  if (&engine != this->engine()) return Status::Error(EINVAL, "not this controller's engine");
-  Result<int64_t> n = page_round_up(bytes);
-  if (!n.ok()) return n.status();
-  if (*n == 0) return Status::Ok();
-  Result<MmRef> mm = engine.mm_of(pid);
-  if (!mm.ok()) return mm.status();
-  bool over = false;
-  ExclusiveLock<RwSem> l((*mm)->mmap_lock());
-  Status st = charge_swap_locked(**mm, *n, /*force=*/true, &over);
-  if (st.ok() && over_limit) *over_limit = over;
-  return st;
-}
-
-Status MemoryController::uncharge_swap(Engine& engine, Pid pid, int64_t bytes) {
-  if (&engine != this->engine()) return Status::Error(EINVAL, "not this controller's engine");
-  Result<int64_t> n = page_round_up(bytes);
-  if (!n.ok()) return n.status();
-  Result<MmRef> mmr = engine.mm_of(pid);
-  if (!mmr.ok()) return mmr.status();
-  Mm& mm = **mmr;
-  // Exclusive: a migration's attach changes swap ledgers under it shared.
-  ExclusiveLock<RwSem> l(mm.mmap_lock());
-  auto& shard = swap_ledgers_.shard(&mm);
+void MemoryController::release_account(Mm& mm, const Account& a) {
+  if ((mm.*a.total).load() == 0) return;  // no ledger without charges
+  auto& shard = (this->*a.table).shard(&mm);
   MutexLock lock(shard.mu);
   auto it = shard.map.find(&mm);
-  const int64_t held = it == shard.map.end() ? 0 : it->second.total;
-  if (*n > held)
-    return Status::Error(EINVAL, "uncharging " + std::to_string(*n) +
-                                     " swap bytes, the address space holds " + std::to_string(held));
-  if (*n == 0) return Status::Ok();
-  take_recent(it->second.entries, *n, kSwap);
-  it->second.total -= *n;
-  if (it->second.entries.empty()) shard.map.erase(it);
-  return Status::Ok();
+  if (it != shard.map.end()) {
+    release_all(it->second, a);
+    shard.map.erase(it);
+  }
+  (mm.*a.total).store(0);
 }
 
-int64_t MemoryController::charged_in(const Mm& mm, const MemCss& css) {
-  auto& shard = ledgers_.shard(&mm);
+int64_t MemoryController::held_in(const Mm& mm, const MemCss& css, const Account& a) {
+  auto& shard = (this->*a.table).shard(&mm);
   MutexLock lock(shard.mu);
   auto it = shard.map.find(&mm);
   if (it == shard.map.end()) return 0;
@@ -610,21 +459,146 @@ int64_t MemoryController::charged_in(const Mm& mm, const MemCss& css) {
   return 0;
 }
 
-int64_t MemoryController::swap_charged(const Mm& mm) {
-  auto& shard = swap_ledgers_.shard(&mm);
-  MutexLock lock(shard.mu);
-  auto it = shard.map.find(&mm);
-  return it == shard.map.end() ? 0 : it->second.total;
+Status MemoryController::charge_locked(Mm& mm, int64_t bytes, uint64_t* refused, bool force) {
+  MemCss* css;
+  PageCounter* r;
+  Status st = charge_account_locked(mm, bytes, kMemory, force, &css, &r);
+  if (!st.ok()) return st;
+  if (r) {
+    MemCss* owner = owner_of(*css, r);
+    count_event(*owner, MemCss::kMax);
+    // Paths need the cgroup mutex; the id is immutable. A root css may
+    // change cgroups on a rebind, but a root has no limit.
+    const Cgroup* cg = owner->cgroup();
+    *refused = cg ? cg->id() : 0;
+    // With `force` the memory is in use already: the kernel's OOM path lets
+    // the charge through too, and the embedder reclaims or kills.
+    if (!force)
+      return Status::Error(ENOMEM, "memory limit reached in cgroup id " + std::to_string(*refused));
+  }
+  // The kernel counts "high" at every level a charge leaves above its
+  // memory.high (each such level counting up its own ancestors).
+  for (MemCss* c = css; c->up(); c = c->up())
+    if (c->counter.usage() > c->high.load()) count_event(*c, MemCss::kHigh);
+  return Status::Ok();
+}
+
+Status MemoryController::charge_swap_locked(Mm& mm, int64_t bytes, bool force, bool* over_max) {
+  MemCss* css;
+  PageCounter* r;
+  Status st = charge_account_locked(mm, bytes, kSwap, force, &css, &r);
+  if (!st.ok()) return st;
+  if (r) {
+    // Whichever level refused, the events are the charged css's: its page
+    // is the one that could not be swapped out.
+    count_swap_event(*css, MemCss::kSwapMax);
+    if (!force) {
+      count_swap_event(*css, MemCss::kSwapFail);
+      const Cgroup* cg = css->cgroup();
+      return Status::Error(
+          ENOMEM, "swap limit reached charging cgroup id " + std::to_string(cg ? cg->id() : 0));
+    }
+    // Swapped already: the kernel never lets this happen, but refusing
+    // would only make swap.current lie.
+    *over_max = true;
+  }
+  for (MemCss* c = css; c->up(); c = c->up())
+    if (c->swap.usage() > c->swap_high.load()) count_swap_event(*c, MemCss::kSwapHigh);
+  return Status::Ok();
+}
+
+Result<MmRef> MemoryController::charge_target(Engine& engine, Pid pid, int64_t bytes,
+                                              int64_t* pages) {
+  if (&engine != this->engine()) return Status::Error(EINVAL, "not this controller's engine");
+  Result<int64_t> n = page_round_up(bytes);
+  if (!n.ok()) return n.status();
+  *pages = *n;
+  return engine.mm_of(pid);
+}
+
+Status MemoryController::charge(Engine& engine, Pid pid, int64_t bytes) {
+  int64_t n;
+  Result<MmRef> mm = charge_target(engine, pid, bytes, &n);
+  if (!mm.ok()) return mm.status();
+  if (n == 0) return Status::Ok();
+  for (int attempt = 0;; ++attempt) {
+    uint64_t refused = 0;
+    Status st;
+    {
+      ExclusiveLock<RwSem> l((*mm)->mmap_lock());
+      st = charge_locked(**mm, n, &refused, /*force=*/false);
+    }
+    if (st.ok()) listeners_.usage_changed();
+    if (st.ok() || !refused || attempt > 0 || !reclaim_) return st;
+    // Nothing is held across the hook: it may uncharge other address
+    // spaces (taking their mmap_locks) or write limits.
+    reclaim_(engine, refused, n);
+  }
+}
+
+Status MemoryController::force_charge(Engine& engine, Pid pid, int64_t bytes, bool* over_limit) {
+  if (over_limit) *over_limit = false;
+  int64_t n;
+  Result<MmRef> mm = charge_target(engine, pid, bytes, &n);
+  if (!mm.ok()) return mm.status();
+  if (n == 0) return Status::Ok();
+  uint64_t refused = 0;
+  ExclusiveLock<RwSem> l((*mm)->mmap_lock());
+  Status st = charge_locked(**mm, n, &refused, /*force=*/true);
+  if (st.ok() && refused && over_limit) *over_limit = true;
+  if (st.ok()) listeners_.usage_changed();
+  return st;
+}
+
+Status MemoryController::uncharge(Engine& engine, Pid pid, int64_t bytes) {
+  int64_t n;
+  Result<MmRef> mm = charge_target(engine, pid, bytes, &n);
+  if (!mm.ok()) return mm.status();
+  ExclusiveLock<RwSem> l((*mm)->mmap_lock());
+  Status st = uncharge_account_locked(**mm, n, kMemory, "memory");
+  if (st.ok() && n) listeners_.usage_changed();
+  return st;
+}
+
+Status MemoryController::charge_swap(Engine& engine, Pid pid, int64_t bytes) {
+  int64_t n;
+  Result<MmRef> mm = charge_target(engine, pid, bytes, &n);
+  if (!mm.ok()) return mm.status();
+  if (n == 0) return Status::Ok();
+  bool over = false;
+  ExclusiveLock<RwSem> l((*mm)->mmap_lock());
+  return charge_swap_locked(**mm, n, /*force=*/false, &over);
+}
+
+Status MemoryController::force_charge_swap(Engine& engine, Pid pid, int64_t bytes,
+                                           bool* over_limit) {
+  if (over_limit) *over_limit = false;
+  int64_t n;
+  Result<MmRef> mm = charge_target(engine, pid, bytes, &n);
+  if (!mm.ok()) return mm.status();
+  if (n == 0) return Status::Ok();
+  bool over = false;
+  ExclusiveLock<RwSem> l((*mm)->mmap_lock());
+  Status st = charge_swap_locked(**mm, n, /*force=*/true, &over);
+  if (st.ok() && over_limit) *over_limit = over;
+  return st;
+}
+
+Status MemoryController::uncharge_swap(Engine& engine, Pid pid, int64_t bytes) {
+  int64_t n;
+  Result<MmRef> mm = charge_target(engine, pid, bytes, &n);
+  if (!mm.ok()) return mm.status();
+  // Exclusive: a migration's attach changes swap ledgers under it shared.
+  ExclusiveLock<RwSem> l((*mm)->mmap_lock());
+  return uncharge_account_locked(**mm, n, kSwap, "swap");
+}
+
+int64_t MemoryController::charged_in(const Mm& mm, const MemCss& css) {
+  return held_in(mm, css, kMemory);
 }
 
 int64_t MemoryController::swap_charged_in(const Mm& mm, const MemCss& css) {
-  auto& shard = swap_ledgers_.shard(&mm);
-  MutexLock lock(shard.mu);
-  auto it = shard.map.find(&mm);
-  if (it == shard.map.end()) return 0;
-  for (const LedgerEntry& e : it->second.entries)
-    if (e.css == &css) return e.bytes;
-  return 0;
+  return held_in(mm, css, kSwap);
 }
 
 Status MemoryController::force_empty_locked(Engine& engine, MemCss& css) {
@@ -650,7 +624,8 @@ Status MemoryController::force_empty_locked(Engine& engine, MemCss& css) {
   return Status::Ok();
 }
 
-// ------------------------------------------------------------ fork / exec / exit
+// ------------------------------------------------------------ fork / exec /
+// exit
 
 namespace {
 // A brand-new address space: the child leads a new process (tid == tgid)
@@ -687,24 +662,10 @@ void MemoryController::exec(Task& task) {
 }
 
 void MemoryController::mm_release(Mm& mm) {
-  if (mm.charged.load() != 0) {  // no ledger without charges
-    auto& shard = ledgers_.shard(&mm);
-    MutexLock lock(shard.mu);
-    auto it = shard.map.find(&mm);
-    if (it != shard.map.end()) {
-      release_all(it->second, kMemory);
-      shard.map.erase(it);
-    }
-    mm.charged.store(0);
-    listeners_.usage_changed();
-  }
-  // Swap has no total outside its table, so the shard is always looked at.
-  auto& shard = swap_ledgers_.shard(&mm);
-  MutexLock lock(shard.mu);
-  auto it = shard.map.find(&mm);
-  if (it == shard.map.end()) return;
-  release_all(it->second.entries, kSwap);
-  shard.map.erase(it);
+  const bool had_memory = mm.charged.load() != 0;
+  release_account(mm, kMemory);
+  release_account(mm, kSwap);
+  if (had_memory) listeners_.usage_changed();
 }
 
 // ------------------------------------------------------------ migration
@@ -767,7 +728,7 @@ Status MemoryController::can_attach(TaskSet& tset) {
       MutexLock lock(shard.mu);
       auto it = shard.map.find(&mm);
       PageCounter* r = nullptr;
-      if (it != shard.map.end()) st = plan_part(it->second.entries, from, to, kSwap, &mv.swap, &r);
+      if (it != shard.map.end()) st = plan_part(it->second, from, to, kSwap, &mv.swap, &r);
       if (r)
         st = Status::Error(ENOMEM, "moving " + std::to_string(mv.swap.bytes) +
                                        " swapped bytes would exceed a swap limit");
@@ -1073,8 +1034,8 @@ Status MemoryController::check_invariants(Engine&) {
   // every one holds a swap shard mutex, or the cgroup mutex in attach).
   std::unordered_map<const ChargeCss*, int64_t> swap_want;
   swap_ledgers_.with_all_locked([&](auto&& for_each) {
-    for_each([&](const Mm*, SwapLedger& rec) {
-      if (st.ok()) st = check_ledger(rec.entries, rec.total, "swap", "its swap total", swap_want);
+    for_each([&](const Mm* mm, Ledger& ledger) {
+      if (st.ok()) st = check_ledger(ledger, mm->swapped.load(), "swap", "Mm::swapped", swap_want);
     });
     if (st.ok()) st = registry_.check(swap_want, kSwapView);
   });

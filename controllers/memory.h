@@ -334,10 +334,8 @@ class MemoryController final : public Controller {
   // The bytes `mm` holds in `css` (0 if none). For tests and tools.
   // Locking: takes the table shard mutex.
   int64_t charged_in(const Mm& mm, const MemCss& css);
-  // The swap bytes `mm` holds, in all / in `css` (0 if none); the host
-  // backend syncs the first with VmSwap. Never fails.
-  // Locking: takes the swap table shard mutex.
-  int64_t swap_charged(const Mm& mm);
+  // The swap bytes `mm` holds in `css` (0 if none; Mm::swapped is the
+  // total). Locking: takes the swap table shard mutex.
   int64_t swap_charged_in(const Mm& mm, const MemCss& css);
 
   static MemCss& of(Css& css) { return static_cast<MemCss&>(css); }
@@ -353,21 +351,18 @@ class MemoryController final : public Controller {
     int64_t bytes;  // > 0 outside a migration (a precharged entry may be 0)
   };
   using Ledger = std::vector<LedgerEntry>;  // most recently charged first
-  // An address space's swap: there is no Mm field for it, so the ledger
-  // keeps its total (what Mm::charged is to the memory ledger).
-  struct SwapLedger {
-    Ledger entries;
-    int64_t total = 0;  // the sum of entries' bytes
-  };
-  using SwapTable = MmTable<SwapLedger>;
+  using LedgerTable = MmTable<Ledger>;
 
-  // Which of a css's two accounts a shared helper works on.
+  // Which of a css's two accounts a shared helper works on: its counter and
+  // local count, the address space's total, and the table of ledgers.
   struct Account {
     PageCounter MemCss::*counter;
     std::atomic<int64_t> MemCss::*local;
+    std::atomic<int64_t> Mm::*total;
+    LedgerTable MemoryController::*table;
   };
-  static constexpr Account kMemory{&MemCss::counter, &MemCss::local};
-  static constexpr Account kSwap{&MemCss::swap, &MemCss::swap_local};
+  // Defined in memory.cc, where the class they point into is complete.
+  static const Account kMemory, kSwap;
 
   // One account's part of a charge move planned by can_attach.
   struct MovePart {
@@ -395,9 +390,35 @@ class MemoryController final : public Controller {
   // Locking: the mm's mmap_lock held (exclusive, or shared by a migration,
   // which excludes every other writer of the slot).
   MemCss& memcg_of(Mm& mm);
+  // The address space of `pid`, and `bytes` rounded up to pages in *pages:
+  // what every public charging call starts with. EINVAL for another
+  // engine or negative bytes, ENOMEM past kUnlimited, ESRCH for no task.
+  // Locking: none held.
+  Result<MmRef> charge_target(Engine& engine, Pid pid, int64_t bytes, int64_t* pages);
+  // Charges `bytes` of account `a` at memcg_of(mm) (*charged: that css) and
+  // records them in the address space's ledger. If a limit refuses,
+  // *refused is the refusing counter and nothing is charged, or, with
+  // `force`, the charge is made past the limit. ENOMEM, charging nothing,
+  // when the ledger cannot grow. Counts no events: each account's caller
+  // counts its own.
+  // Locking: mmap_lock held exclusive; takes the account's shard mutex.
+  Status charge_account_locked(Mm& mm, int64_t bytes, const Account& a, bool force,
+                               MemCss** charged, PageCounter** refused);
+  // Uncharges `bytes` (page-rounded) of account `a` from the address space,
+  // the most recent charges first. EINVAL if it holds less (`what` names
+  // the account in the message).
+  // Locking: mmap_lock held exclusive; takes the account's shard mutex.
+  Status uncharge_account_locked(Mm& mm, int64_t bytes, const Account& a, const char* what);
+  // Uncharges everything the address space holds in account `a`.
+  // Locking: takes the account's shard mutex.
+  void release_account(Mm& mm, const Account& a);
+  // The bytes of account `a` the address space holds in `css`.
+  // Locking: takes the account's shard mutex.
+  int64_t held_in(const Mm& mm, const MemCss& css, const Account& a);
   // Charges `bytes` at memcg_of(mm). On a refusal by a limit, *refused gets
   // the refusing cgroup's id; with `force` the charge is made anyway (and
-  // Ok returned). Counts "high" events at every level left above its high.
+  // Ok returned). Counts "max" at the refusing level and "high" at every
+  // level left above its high.
   // Locking: mmap_lock held exclusive.
   Status charge_locked(Mm& mm, int64_t bytes, uint64_t* refused, bool force);
   // The memory css that governs `cgroup` (its own, or on v2 the nearest
@@ -454,8 +475,8 @@ class MemoryController final : public Controller {
   int slot_ = -1;           // Immutable after registration.
   MemCss* root_ = nullptr;  // Immutable after registration.
   CssRegistry registry_;
-  MmTable<Ledger> ledgers_;  // memory
-  SwapTable swap_ledgers_;
+  LedgerTable ledgers_;  // memory
+  LedgerTable swap_ledgers_;
   ReclaimHook reclaim_;
   MemoryEventListeners listeners_;
 

@@ -11,35 +11,14 @@ namespace {
 
 bool is_leader(const Task& t) { return t.tid() == t.process().tgid(); }
 
-MemrlimitCss& rl(Css& css) { return MemrlimitController::of(css); }
-
-// The limit_in_bytes / usage_in_bytes family, in the format and with the
-// parsing of memory's v1 files.
-Result<std::string> read_limit(Engine&, Css& css) { return format_line(rl(css).counter.limit()); }
-Status write_limit(Engine&, Css& css, std::string_view text) {
-  return write_limit_v1(rl(css), text);
-}
-Result<std::string> read_usage(Engine&, Css& css) { return format_line(rl(css).counter.usage()); }
-Result<std::string> read_max_usage(Engine&, Css& css) {
-  return format_line(rl(css).counter.watermark());
-}
-Status write_max_usage(Engine&, Css& css, std::string_view text) {
-  return write_reset_watermark(rl(css), text);
-}
-Result<std::string> read_failcnt(Engine&, Css& css) {
-  return format_line(rl(css).counter.failcnt());
-}
-Status write_failcnt(Engine&, Css& css, std::string_view text) {
-  return write_reset_failcnt(rl(css), text);
-}
-
 // memrlimit never existed in Linux, so there is no v2 interface to follow;
 // its files appear on both kinds of hierarchy.
 constexpr ControlFileSpec kFiles[] = {
-    {"limit_in_bytes", kV1V2, FileScope::kEverywhere, read_limit, write_limit},
-    {"usage_in_bytes", kV1V2, FileScope::kEverywhere, read_usage, nullptr},
-    {"max_usage_in_bytes", kV1V2, FileScope::kEverywhere, read_max_usage, write_max_usage},
-    {"failcnt", kV1V2, FileScope::kEverywhere, read_failcnt, write_failcnt},
+    {"limit_in_bytes", kV1V2, FileScope::kEverywhere, read_charge_limit, write_charge_limit},
+    {"usage_in_bytes", kV1V2, FileScope::kEverywhere, read_charge_usage, nullptr},
+    {"max_usage_in_bytes", kV1V2, FileScope::kEverywhere, read_charge_watermark,
+     write_charge_watermark},
+    {"failcnt", kV1V2, FileScope::kEverywhere, read_charge_failcnt, write_charge_failcnt},
 };
 
 // A brand-new address space (see memory.cc).
@@ -152,7 +131,8 @@ Status MemrlimitController::munmap(Engine& engine, Pid pid, int64_t bytes) {
   return Status::Ok();
 }
 
-// ------------------------------------------------------------ fork / exec / exit
+// ------------------------------------------------------------ fork / exec /
+// exit
 
 Status MemrlimitController::can_fork(Task& child, CssSet& cset) {
   if (!has_new_mm(child)) return Status::Ok();

@@ -196,20 +196,41 @@ Result<int64_t> page_round_up(int64_t bytes) {
   return (bytes + kPageSize - 1) / kPageSize * kPageSize;
 }
 
-Status write_limit_v1(ChargeCss& css, std::string_view text) {
+namespace {
+// Only the charge controllers' file tables name these handlers.
+ChargeCss& charge_css(Css& css) { return static_cast<ChargeCss&>(css); }
+}  // namespace
+
+Result<std::string> read_charge_limit(Engine&, Css& css) {
+  return format_line(charge_css(css).counter.limit());
+}
+
+Status write_charge_limit(Engine&, Css& css, std::string_view text) {
   Result<int64_t> bytes = parse_memory_size(text, "-1");
   if (!bytes.ok()) return bytes.status();
   if (css.is_root()) return Status::Error(EINVAL, "the root cgroup's limit cannot be set");
-  return css.counter.set_limit(*bytes);
+  return charge_css(css).counter.set_limit(*bytes);
 }
 
-Status write_reset_watermark(ChargeCss& css, std::string_view) {
-  css.counter.reset_watermark();
+Result<std::string> read_charge_usage(Engine&, Css& css) {
+  return format_line(charge_css(css).counter.usage());
+}
+
+Result<std::string> read_charge_watermark(Engine&, Css& css) {
+  return format_line(charge_css(css).counter.watermark());
+}
+
+Status write_charge_watermark(Engine&, Css& css, std::string_view) {
+  charge_css(css).counter.reset_watermark();
   return Status::Ok();
 }
 
-Status write_reset_failcnt(ChargeCss& css, std::string_view) {
-  css.counter.reset_failcnt();
+Result<std::string> read_charge_failcnt(Engine&, Css& css) {
+  return format_line(charge_css(css).counter.failcnt());
+}
+
+Status write_charge_failcnt(Engine&, Css& css, std::string_view) {
+  charge_css(css).counter.reset_failcnt();
   return Status::Ok();
 }
 

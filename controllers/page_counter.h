@@ -234,13 +234,20 @@ std::string format_line(int64_t value);
 // EINVAL if negative; ENOMEM if the result would pass kUnlimited.
 Result<int64_t> page_round_up(int64_t bytes);
 
-// Handlers shared by the v1-style files of both controllers.
-// <ctl>.limit_in_bytes: EINVAL on the root or for a malformed value, EBUSY
+// The handlers of the v1-style counter files both controllers have, for
+// their file tables; `css` is a ChargeCss.
+// <ctl>.limit_in_bytes: the limit, "-1" and the memparse sizes of
+// parse_memory_size; a write is EINVAL on the root or when malformed, EBUSY
 // below the current usage.
-Status write_limit_v1(ChargeCss& css, std::string_view text);
-// <ctl>.max_usage_in_bytes / <ctl>.failcnt: any write resets (the kernel does
-// not parse the value).
-Status write_reset_watermark(ChargeCss& css, std::string_view text);
-Status write_reset_failcnt(ChargeCss& css, std::string_view text);
+Result<std::string> read_charge_limit(Engine& engine, Css& css);
+Status write_charge_limit(Engine& engine, Css& css, std::string_view text);
+// <ctl>.usage_in_bytes (and memory.current).
+Result<std::string> read_charge_usage(Engine& engine, Css& css);
+// <ctl>.max_usage_in_bytes / <ctl>.failcnt: any write resets (the kernel
+// does not parse the value).
+Result<std::string> read_charge_watermark(Engine& engine, Css& css);
+Status write_charge_watermark(Engine& engine, Css& css, std::string_view text);
+Result<std::string> read_charge_failcnt(Engine& engine, Css& css);
+Status write_charge_failcnt(Engine& engine, Css& css, std::string_view text);
 
 }  // namespace cgcore

@@ -53,10 +53,11 @@ class Mm {
     return slots_[i].exchange(css, std::memory_order_acq_rel);
   }
 
-  // Address-space size in bytes (memrlimit) and charged resident bytes
-  // (memory). Changed with mmap_lock held exclusive.
+  // Address-space size in bytes (memrlimit), and its charged resident and
+  // swapped-out bytes (memory). Changed with mmap_lock held exclusive.
   std::atomic<int64_t> total_vm{0};
   std::atomic<int64_t> charged{0};
+  std::atomic<int64_t> swapped{0};
 
   // References: one per process using the address space, one per MmRef.
   // The last put() frees it (controllers' mm_release hooks run first).

@@ -18,13 +18,13 @@ void MemorySync::sync_process(Pid g) {
   Result<std::vector<Pid>> threads = engine_.threads_of(g);
   if (!threads.ok() || threads->empty()) return;
   const Pid t = threads->front();
-  int64_t charged, vm, swapped = 0;
+  int64_t charged, vm, swapped;
   {
     Result<MmRef> mm = engine_.mm_of(t);
     if (!mm.ok()) return;
     charged = mm.value()->charged.load();
     vm = mm.value()->total_vm.load();
-    if (memory_) swapped = memory_->swap_charged(**mm);
+    swapped = mm.value()->swapped.load();
   }
   if (memory_ && st->rss_anon >= 0) {
     const int64_t d = st->rss_anon - charged;

@@ -1354,7 +1354,7 @@ class MemorySwapTest : public MemoryV2Test {
     MutexLock l(engine.cgroup_mutex());
     return MemoryController::of(*cg.css(mem->id()));
   }
-  int64_t swapped(Pid pid) { return mem->swap_charged(**engine.mm_of(pid)); }
+  int64_t swapped(Pid pid) { return (*engine.mm_of(pid))->swapped.load(); }
   int64_t swapped_in(Pid pid, Cgroup& cg) {
     return mem->swap_charged_in(**engine.mm_of(pid), css(cg));
   }
@@ -1695,7 +1695,7 @@ TEST_F(MemoryTest, ConcurrentSwapChargesMovesAndRemovals) {
   for (std::thread& t : chargers) t.join();
   check();
   int64_t total = 0;
-  for (Pid pid : ps) total += mem->swap_charged(**engine.mm_of(pid));
+  for (Pid pid : ps) total += (*engine.mm_of(pid))->swapped.load();
   EXPECT_EQ(css(root()).swap.usage(), total);
 }
 
