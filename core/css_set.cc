@@ -132,11 +132,11 @@ Result<CssSet*> Engine::find_css_set(const CssSetTable::Key& key) {
   CssSet* cset = nullptr;
   for (int attempt = 0;; ++attempt) {
     try {
-      cset = new CssSet(key.nr_cgroups, 0);
+      cset = new_cset(key.nr_cgroups);
       cset->csses_.reserve(key.nr_csses);
       break;
     } catch (const std::bad_alloc&) {
-      delete cset;
+      if (cset) delete_cset(cset);
       cset = nullptr;
       // Memory pressure: kept css_sets are a cache; give them back once.
       ExclusiveLock<RwLock> lock(css_set_lock_);
@@ -227,8 +227,24 @@ void Engine::destroy_cset_locked(CssSet* cset) {
     cset_cache_ = cset;
     ++nr_cached_csets_;
   } else {
-    delete cset;
+    delete_cset(cset);
   }
+}
+
+CssSet* Engine::new_cset(int nr_links) {
+  void* mem = cset_slab_.allocate();
+  if (!mem) throw std::bad_alloc();
+  try {
+    return new (mem) CssSet(nr_links, 0);
+  } catch (const std::bad_alloc&) {
+    cset_slab_.deallocate(mem);
+    throw;
+  }
+}
+
+void Engine::delete_cset(CssSet* cset) {
+  cset->~CssSet();
+  cset_slab_.deallocate(cset);
 }
 
 void Engine::reclaim_kept_csets_locked() {

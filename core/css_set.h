@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "core/cgroup.h"
+#include "core/compact_list.h"
 #include "core/intrusive_list.h"
 #include "core/locking.h"
 #include "core/task.h"
@@ -72,6 +73,8 @@ class CssSet {
   friend class TaskSet;
   friend class InvariantChecker;
 
+  // REQUIRES: in the compact arena (Engine::cset_slab_), for the task
+  // lists. std::bad_alloc if memory runs out.
   CssSet(int nr_links, size_t nr_controllers);
   ~CssSet() = default;
 
@@ -115,8 +118,8 @@ class CssSet {
 
   // Guarded by css_set_lock.
   CssSet* hash_next_ = nullptr;
-  IntrusiveList<Task, &Task::cset_node> tasks_;
-  IntrusiveList<Task, &Task::cset_node> mg_tasks_;  // targets of a migration
+  CompactList<Task, &Task::cset_node> tasks_;
+  CompactList<Task, &Task::cset_node> mg_tasks_;  // targets of a migration
   int64_t nr_tasks_ = 0;                            // on tasks_ + mg_tasks_
 
   // Migration state (see MigrationContext), that of the one migration in

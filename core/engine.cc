@@ -82,7 +82,7 @@ Engine::~Engine() {
     reclaim_kept_csets_locked();
     while (CssSet* c = cset_cache_) {
       cset_cache_ = c->hash_next_;
-      delete c;
+      delete_cset(c);
     }
     nr_cached_csets_ = 0;
   }

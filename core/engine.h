@@ -423,6 +423,11 @@ class Engine {
   bool keepable_locked(const CssSet& cset) const CG_REQUIRES(css_set_lock_);
   // Frees a css_set without references (kept or just released).
   void destroy_cset_locked(CssSet* cset) CG_REQUIRES(css_set_lock_);
+  // A css_set made in cset_slab_, with no cgroups or csses yet;
+  // std::bad_alloc when memory runs out. delete_cset destroys one and gives
+  // its slot back. Locking: none needed (the slab has its own lock).
+  CssSet* new_cset(int nr_links);
+  void delete_cset(CssSet* cset);
   // Frees every kept css_set / those linking `cgroup`: before effective
   // csses change, when a cgroup is removed, and under memory pressure.
   void reclaim_kept_csets_locked() CG_REQUIRES(css_set_lock_);
@@ -527,9 +532,12 @@ class Engine {
       CG_REQUIRES(cgroup_mutex_);
   void free_mm(Mm* mm);
 
-  // Where Tasks live (declared first: it outlives every task). A task costs
-  // its 56 bytes here plus its 8-byte id-table slot.
+  // Where tasks, processes and css_sets live: in the compact arena, for
+  // their task lists (declared first: they outlive every object). A task
+  // costs its 40 bytes here plus its 4-byte id-table slot.
   Slab<sizeof(Task), alignof(Task)> task_slab_;
+  Slab<sizeof(Process), alignof(Process)> process_slab_;
+  Slab<sizeof(CssSet), alignof(CssSet)> cset_slab_;
 
   // ---- Constant after construction
   std::vector<std::unique_ptr<Hierarchy>> hierarchies_;  // slots; guarded by cgroup_mutex_ except [0]

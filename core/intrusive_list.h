@@ -10,6 +10,16 @@
 
 namespace cgcore {
 
+// The offset of member `m` inside T, computed from the member pointer
+// without a real object (T need not be standard-layout for this to hold in
+// practice on the compilers we build with).
+template <typename T, typename M>
+uintptr_t member_offset(M T::*m) {
+  alignas(T) static unsigned char probe[sizeof(T)];
+  T* fake = reinterpret_cast<T*>(probe);
+  return reinterpret_cast<uintptr_t>(&(fake->*m)) - reinterpret_cast<uintptr_t>(fake);
+}
+
 // The links. An unlinked hook has null pointers. Not copyable: an element's
 // identity is its address.
 struct ListHook {
@@ -106,14 +116,7 @@ class IntrusiveList {
     pos->prev->next = h;
     pos->prev = h;
   }
-  // Offset of the hook inside T, computed from the member pointer without a
-  // real object (T need not be standard-layout for this to hold in practice
-  // on the compilers we build with).
-  static uintptr_t hook_offset() {
-    alignas(T) static unsigned char probe[sizeof(T)];
-    T* fake = reinterpret_cast<T*>(probe);
-    return reinterpret_cast<uintptr_t>(&(fake->*Hook)) - reinterpret_cast<uintptr_t>(fake);
-  }
+  static uintptr_t hook_offset() { return member_offset(Hook); }
 
   ListHook head_;
 };

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "core/compact_list.h"
 #include "core/intrusive_list.h"
 #include "core/locking.h"
 #include "core/types.h"
@@ -140,10 +141,12 @@ class Task {
 
  public:
   // Guarded by css_set_lock: on cset()->tasks or ->mg_tasks while alive.
-  ListHook cset_node;
+  CompactHook cset_node;
   // Guarded by css_set_lock: on process().threads while alive.
-  ListHook thread_node;
+  CompactHook thread_node;
 };
+// The engine's memory per task is this plus a 4-byte id-table slot.
+static_assert(sizeof(Task) <= 40);
 
 class Process {
  public:
@@ -165,6 +168,7 @@ class Process {
   friend class MigrationContext;
   friend class InvariantChecker;
 
+  // REQUIRES: in the compact arena (Engine::process_slab_), for threads_.
   Process(Engine* engine, Creds creds, Mm* mm) : engine_(engine), creds_(creds), mm_(mm) {}
   ~Process() = default;
   void get() { refs_.fetch_add(1, std::memory_order_relaxed); }
@@ -183,7 +187,7 @@ class Process {
   Creds creds_;
   // Guarded by css_set_lock; changed only under threadgroup_lock_ too, so a
   // holder of that lock exclusive may read it without the css_set lock.
-  IntrusiveList<Task, &Task::thread_node> threads_;  // live threads
+  CompactList<Task, &Task::thread_node> threads_;  // live threads
   int32_t nr_threads_ = 0;
 
   std::atomic<Mm*> mm_;

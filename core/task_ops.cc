@@ -15,7 +15,8 @@ Engine::TaskRef Engine::lookup_task(Pid tid) const {
 
 void Engine::free_process(Process* process) {
   Mm* mm = process->mm();
-  delete process;
+  process->~Process();
+  process_slab_.deallocate(process);
   live_processes_.fetch_sub(1, std::memory_order_relaxed);
   if (mm) mm->put();
 }
@@ -51,7 +52,9 @@ Result<Task*> Engine::new_task(Process* join, const Creds& creds, Mm* parent_mm,
         // A forked address space is a copy: same size, no resident charges.
         if (parent_mm) mm->total_vm.store(parent_mm->total_vm.load());
       }
-      proc = new Process(this, creds, mm);
+      void* slot = process_slab_.allocate();
+      if (!slot) throw std::bad_alloc();
+      proc = new (slot) Process(this, creds, mm);
       mm = nullptr;  // the process owns the reference now
       live_processes_.fetch_add(1, std::memory_order_relaxed);
     }

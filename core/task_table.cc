@@ -11,7 +11,7 @@ Status TaskTable::reserve(Pid pid) {
     if (p >= pages_.size()) pages_.resize(p + 1);
     if (!pages_[p]) {
       pages_[p] = std::make_unique<Page>();
-      pages_[p]->fill(nullptr);
+      pages_[p]->fill(0);
     }
   } catch (const std::bad_alloc&) {
     return Status::Error(ENOMEM, "out of memory for the task table");
@@ -20,10 +20,10 @@ Status TaskTable::reserve(Pid pid) {
 }
 
 void TaskTable::set(Pid pid, Task* task) {
-  Task*& slot = (*pages_[static_cast<size_t>(pid) >> kPageBits])[pid & kPageMask];
+  CompactRef& slot = (*pages_[static_cast<size_t>(pid) >> kPageBits])[pid & kPageMask];
   if (slot && !task) --size_;
   if (!slot && task) ++size_;
-  slot = task;
+  slot = compact_ref(task);
 }
 
 Pid TaskTable::next_free() {

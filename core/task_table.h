@@ -1,9 +1,10 @@
 // The id -> task table: a two-level array indexed by pid, so lookup is two
-// loads and a task costs one pointer here. Pages of 4096 slots are allocated
+// loads and a task costs one CompactRef (4 bytes: tasks come from a slab in
+// the compact arena, core/compact_arena.h) here. Pages of 4096 slots are allocated
 // on first use and kept (freeing a page as it empties made a fork that lands
 // alone on a page allocate and zero 32 KiB, and its exit free it); ids are
 // handed out below pid_max and wrap, as Linux's are, so the table is bounded
-// by pid_max (8 bytes per id: 32 MiB at the default), not by the number of
+// by pid_max (4 bytes per id: 16 MiB at the default), not by the number of
 // forks ever made. Not thread-safe: guarded by Engine::task_table_lock_.
 #pragma once
 
@@ -11,6 +12,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/compact_arena.h"
 #include "core/result.h"
 #include "core/types.h"
 
@@ -33,7 +35,7 @@ class TaskTable {
   Task* get(Pid pid) const {
     size_t p = static_cast<size_t>(pid) >> kPageBits;
     if (pid <= 0 || p >= pages_.size() || !pages_[p]) return nullptr;
-    return (*pages_[p])[pid & kPageMask];
+    return compact_ptr<Task>((*pages_[p])[pid & kPageMask]);
   }
   // Makes sure the slot of `pid` exists, so that set() cannot fail. ENOMEM.
   Status reserve(Pid pid);
@@ -49,7 +51,8 @@ class TaskTable {
     for (size_t p = 0; p < pages_.size(); ++p) {
       if (!pages_[p]) continue;
       for (size_t i = 0; i < kPageSize; ++i)
-        if (Task* t = (*pages_[p])[i]) fn(static_cast<Pid>((p << kPageBits) | i), t);
+        if (CompactRef t = (*pages_[p])[i])
+          fn(static_cast<Pid>((p << kPageBits) | i), compact_ptr<Task>(t));
     }
   }
 
@@ -57,7 +60,7 @@ class TaskTable {
   static constexpr int kPageBits = 12;
   static constexpr size_t kPageSize = size_t{1} << kPageBits;
   static constexpr Pid kPageMask = kPageSize - 1;
-  using Page = std::array<Task*, kPageSize>;
+  using Page = std::array<CompactRef, kPageSize>;
 
   std::vector<std::unique_ptr<Page>> pages_;
   size_t size_ = 0;

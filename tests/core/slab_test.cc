@@ -25,7 +25,6 @@ TEST(Slab, SlotsAreDistinctAlignedAndReused) {
     got.push_back(p);
   }
   for (void* p : got) slab.deallocate(p);
-#ifndef CGCORE_SLAB_USES_HEAP
   // Freed slots come back before new memory is used.
   for (int i = 0; i < 5000; ++i) {
     void* p = slab.allocate();
@@ -33,6 +32,23 @@ TEST(Slab, SlotsAreDistinctAlignedAndReused) {
     got[i] = p;
   }
   for (void* p : got) slab.deallocate(p);
+}
+
+TEST(Slab, SlotsAreInTheCompactArena) {
+  Slab<40, 8> slab;
+  void* p = slab.allocate();
+  ASSERT_NE(p, nullptr);
+  EXPECT_TRUE(CompactArena::instance().contains(p));
+  EXPECT_EQ(compact_ptr<void>(compact_ref(p)), p);
+  slab.deallocate(p);
+#ifdef CGCORE_SLAB_POISONS
+  // A use after free is reported: the slot is poisoned until handed out.
+  EXPECT_TRUE(__asan_address_is_poisoned(p));
+  EXPECT_TRUE(__asan_address_is_poisoned(static_cast<char*>(p) + 39));
+  void* q = slab.allocate();
+  EXPECT_EQ(q, p);
+  EXPECT_FALSE(__asan_address_is_poisoned(q));
+  slab.deallocate(q);
 #endif
 }
 
