@@ -919,7 +919,8 @@ Result<std::vector<MemoryController::OomCandidate>> MemoryController::oom_candid
         Result<std::vector<Pid>> t = engine.threads_of(g);
         if (t.ok() && !t->empty()) mm = engine.mm_of(t->front());
       }
-      out.push_back({g, mm.ok() ? mm.value()->charged.load() : 0});
+      out.push_back(
+          {g, mm.ok() ? mm.value()->charged.load() + mm.value()->swapped.load() : 0});
     }
   }
   std::stable_sort(out.begin(), out.end(),

@@ -276,7 +276,8 @@ class MemoryController final : public Controller {
   std::vector<OverLimit> over_limits(Engine& engine);
 
   // A process the OOM killer may choose: the bytes its address space holds
-  // (Mm::charged, the kernel's rss-based badness without oom_score_adj).
+  // in memory and in swap (Mm::charged + Mm::swapped: the kernel's badness,
+  // rss + swap entries, without page tables or oom_score_adj).
   struct OomCandidate {
     Pid tgid = 0;
     int64_t bytes = 0;

@@ -1366,6 +1366,22 @@ class MemorySwapTest : public MemoryV2Test {
   FileChanges changes;
 };
 
+// The kernel's OOM badness counts swap entries with resident pages.
+TEST_F(MemorySwapTest, OomCandidatesCountSwapWithMemory) {
+  Pid q = *engine.spawn({});
+  ASSERT_TRUE(engine.migrate_process(q, *b).ok());
+  ASSERT_TRUE(mem->charge(engine, p, 8192).ok());
+  ASSERT_TRUE(mem->charge(engine, q, 12288).ok());
+  ASSERT_TRUE(swap(p, 8192).ok());  // p: 8K resident + 8K swapped
+  auto c = mem->oom_candidates(engine, a->id());
+  ASSERT_TRUE(c.ok());
+  ASSERT_EQ(c->size(), 2u);
+  EXPECT_EQ((*c)[0].tgid, p);
+  EXPECT_EQ((*c)[0].bytes, 16384);
+  EXPECT_EQ((*c)[1].tgid, q);
+  EXPECT_EQ((*c)[1].bytes, 12288);
+}
+
 // The kernel's swap_files: current, high, max, peak, events on non-root v2
 // cgroups; high and max parsed as memory.max is (page_counter_memparse).
 TEST_F(MemorySwapTest, FilesDefaultsAndParsing) {
