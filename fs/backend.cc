@@ -6,6 +6,8 @@ std::shared_ptr<const PidNamespace> Backend::pid_namespace(const Caller&) { retu
 
 void Backend::add_new_threads(Pid) {}
 
+std::optional<TaskIdentity> Backend::identity(Pid) { return std::nullopt; }
+
 void Backend::settle_exits(std::span<const Pid>) {}
 
 Result<Backend::EventFds> Backend::take_event_fds(const Caller&, int efd, int) {

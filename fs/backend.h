@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/engine.h"
+#include "fs/change_log.h"
 
 namespace cgcore::fs {
 
@@ -57,6 +58,13 @@ class Backend {
   // yet are added first, so that they move with it as they would in the
   // kernel. The default does nothing (the engine is the whole world).
   virtual void add_new_threads(Pid tgid);
+
+  // The identity of task `tid` as the backend recorded it when it learned
+  // of the task, with no lookup in the world (a journal of memberships
+  // needs it on every cgroup.procs write). nullopt when the backend keeps
+  // none for it; the default keeps none (virtual tasks are never reused
+  // behind the engine's back).
+  virtual std::optional<TaskIdentity> identity(Pid tid);
 
   // An rmdir was refused because the cgroup holds these tasks (thread ids):
   // those that have already exited in the backend's world, news of which

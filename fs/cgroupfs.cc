@@ -524,8 +524,10 @@ Result<size_t> CgroupFs::write(OpenFile& file, std::string_view data, std::optio
       if (Result<Pid> tgid = engine_.tgid_of(*pid); tgid.ok()) backend_.add_new_threads(*tgid);
   }
   // The journal names the task as the backend does, not as the writer's
-  // namespace does.
+  // namespace does, with the identity the backend knew it by.
   const Pid resolved = pid.ok() ? *pid : 0;
+  std::optional<TaskIdentity> identity;
+  if (resolved != 0 && change_log_.load()) identity = backend_.identity(resolved);
   if (named && named->registers_event) {
     Status st = register_event(file, data, writer);
     settle();
@@ -551,7 +553,8 @@ Result<size_t> CgroupFs::write(OpenFile& file, std::string_view data, std::optio
     if (st.ok() && change_log_.load()) {
       const std::string path = node_path_locked(n.value());
       log_change_locked({.kind = Change::Kind::kWrite, .path = path, .text = data, .file = def->name,
-                         .pid = def->names_pid ? resolved : 0});
+                         .pid = def->names_pid ? resolved : 0,
+                         .identity = def->names_pid ? identity : std::nullopt});
     }
   }
   if (!kill.empty()) backend_.kill_processes(kill);

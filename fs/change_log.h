@@ -10,11 +10,20 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 #include "core/types.h"
 
 namespace cgcore::fs {
+
+// What tells a task from a later one that reuses its id: its start time
+// (ticks since boot, /proc/PID/stat field 22) and its pidfs inode number,
+// which no later task shares (0: not known).
+struct TaskIdentity {
+  uint64_t start = 0;
+  uint64_t ino = 0;
+};
 
 struct Change {
   enum class Kind : uint8_t { kMkdir, kRmdir, kRename, kChmod, kChown, kWrite };
@@ -31,6 +40,9 @@ struct Change {
   // A write to tasks, cgroup.procs or cgroup.threads: the pid it named ("0"
   // resolved to the writer).
   Pid pid = 0;
+  // ... and that task's identity as the backend knew it when the write was
+  // made (Backend::identity); unset when the backend has none to give.
+  std::optional<TaskIdentity> identity;
   // mkdir: the new cgroup's id.
   uint64_t id = 0;
 };

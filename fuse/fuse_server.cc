@@ -2,6 +2,7 @@
 #include "fuse/fuse_server.h"
 
 #include "fuse/connection.h"
+#include "fuse/dev_loop.h"
 
 #include <fuse_lowlevel.h>
 #include <fcntl.h>
@@ -783,6 +784,10 @@ Status FuseServer::attach(int fd, std::string init, std::function<void(const std
                  : "a keeper's connection: a ring would not outlive its server (--transport=uring serves without one)";
   if (options_.transport == Transport::kUring)
     return Status::Error(EOPNOTSUPP, "--transport=uring: " + dev_why_);
+  // A predecessor that died serving left the shared descriptor
+  // non-blocking (fuse/dev_loop.h); the INIT exchange reads it blocking.
+  if (int err = make_blocking(fd); err != 0)
+    return Status::Error(err, std::string("the connection descriptor: ") + std::strerror(err));
   se_ = new_session({.allow_other = options_.allow_other,
                      .default_permissions = options_.default_permissions,
                      .debug = options_.debug},
@@ -808,12 +813,15 @@ Status FuseServer::attach(int fd, std::string init, std::function<void(const std
 }
 
 namespace {
-// SIGUSR1 ends the loop as libfuse's own handlers do for SIGTERM.
-std::atomic<fuse_session*> g_usr1_session{nullptr};
-std::atomic<bool> g_usr1_seen{false};
-void on_usr1(int) {
-  g_usr1_seen.store(true);
-  if (fuse_session* se = g_usr1_session.load()) fuse_session_exit(se);
+// SIGINT, SIGTERM, SIGHUP and SIGUSR1 end the loop, which then says which
+// one did (libfuse's own handlers keep the signal where the loop it runs
+// alone can read it).
+constexpr int kExitSignals[] = {SIGINT, SIGTERM, SIGHUP, SIGUSR1};
+std::atomic<fuse_session*> g_exit_session{nullptr};
+std::atomic<int> g_exit_signal{0};
+void on_exit_signal(int sig) {
+  g_exit_signal.store(sig);
+  if (fuse_session* se = g_exit_session.load()) fuse_session_exit(se);
 }
 
 // Brings an attached session to the connection's state: reads and records
@@ -851,7 +859,6 @@ bool initialise_attached(fuse_session* se, const std::string& init,
 
 Status FuseServer::run() {
   if (!se_ || !mounted_) return Status::Error(EINVAL, "not mounted");
-  if (fuse_set_signal_handlers(se_) != 0) return Status::Error(EIO, "cannot install signal handlers");
   {
     // The notifier must never take SIGINT/SIGTERM/SIGHUP: block every
     // signal while it is created (it inherits the mask).
@@ -870,28 +877,38 @@ Status FuseServer::run() {
   }
   sigset_t sigs;
   sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  sigaddset(&sigs, SIGHUP);
-  sigaddset(&sigs, SIGUSR1);
-  g_usr1_seen.store(false);
-  g_usr1_session.store(se_);
-  struct sigaction usr1{}, old_usr1{};
-  usr1.sa_handler = on_usr1;
-  sigemptyset(&usr1.sa_mask);
-  sigaction(SIGUSR1, &usr1, &old_usr1);
+  g_exit_signal.store(0);
+  g_exit_session.store(se_);
+  struct sigaction on_exit{}, old_actions[std::size(kExitSignals)], ignore{}, old_pipe{};
+  on_exit.sa_handler = on_exit_signal;
+  sigemptyset(&on_exit.sa_mask);
+  for (size_t i = 0; i < std::size(kExitSignals); ++i) {
+    sigaddset(&sigs, kExitSignals[i]);
+    sigaction(kExitSignals[i], &on_exit, &old_actions[i]);
+  }
+  // A requester gone mid-reply must not end the server.
+  ignore.sa_handler = SIG_IGN;
+  sigaction(SIGPIPE, &ignore, &old_pipe);
   sigset_t old;
   pthread_sigmask(SIG_UNBLOCK, &sigs, &old);
 
   int rc = 0;
   std::string transport_failure;
   if (!attached_ || initialise_attached(se_, init_, on_init_)) {
-    fuse_loop_config* cfg = fuse_loop_cfg_create();
-    fuse_loop_cfg_set_clone_fd(cfg, 0);
-    fuse_loop_cfg_set_max_threads(cfg, static_cast<unsigned>(options_.max_threads));
     run_thread_ = pthread_self();
-    rc = fuse_session_loop_mt(se_, cfg);
-    fuse_loop_cfg_destroy(cfg);
+    if (uring_) {
+      // The ring's threads serve most requests; libfuse's loop reads what
+      // still comes on /dev/fuse (INIT, FORGET, INTERRUPT).
+      fuse_loop_config* cfg = fuse_loop_cfg_create();
+      fuse_loop_cfg_set_clone_fd(cfg, 0);
+      fuse_loop_cfg_set_max_threads(cfg, static_cast<unsigned>(options_.max_threads));
+      rc = fuse_session_loop_mt(se_, cfg);
+      fuse_loop_cfg_destroy(cfg);
+    } else {
+      DevLoop loop(se_, fuse_session_fd(se_), options_.max_threads);
+      rc = loop.run();
+    }
+    fuse_session_reset(se_);
   } else {
     // Ended before serving: by the connection's end (the device then
     // polls as an error) or by a signal.
@@ -908,10 +925,10 @@ Status FuseServer::run() {
   }
 
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
-  sigaction(SIGUSR1, &old_usr1, nullptr);
-  g_usr1_session.store(nullptr);
-  ended_by_ = g_usr1_seen.load() ? SIGUSR1 : (rc > 0 ? rc : 0);
-  fuse_remove_signal_handlers(se_);
+  g_exit_session.store(nullptr);
+  ended_by_ = g_exit_signal.load() != 0 ? g_exit_signal.load() : (rc > 0 ? rc : 0);
+  for (size_t i = 0; i < std::size(kExitSignals); ++i) sigaction(kExitSignals[i], &old_actions[i], nullptr);
+  sigaction(SIGPIPE, &old_pipe, nullptr);
   stop_notifier();
   free_unreleased_handles();
   if (!attached_) fuse_session_unmount(se_);

@@ -116,6 +116,8 @@ class FuseServer {
   // signal is then ended_by()); then unmounts (nothing for an attached
   // connection: its keeper unmounts). Requests already read are answered
   // before it returns; those not read yet stay queued in the kernel.
+  // /dev/fuse is served by a DevLoop (fuse/dev_loop.h: a worker pinned to
+  // each CPU), the ring by its own threads (fuse/uring_transport.h).
   // Signal handlers are installed for the duration and the signals are
   // unblocked in the calling thread only: other threads must block them
   // (tools/cgcorefs blocks them before starting any thread), so that the

@@ -6,6 +6,7 @@
 #include <linux/fuse.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -404,10 +405,17 @@ void UringTransport::release_threads(bool ok) {
 }
 
 void UringTransport::thread_main(QueueThread* t) {
-  // Not pinned to its queue's CPU: on a loaded machine the scheduler may
-  // run it elsewhere sooner (measured no faster pinned; docs/performance.md).
   for (int g = go_.load(); g == 0; g = go_.load()) go_.wait(0);
   if (go_.load() < 0) return;
+  // Pinned to its queue's CPU, which is the requester's: the request and
+  // its reply then wake nothing on another CPU, whose wake-up costs more
+  // than the request on a small virtual machine (docs/performance.md, "The
+  // mount write"). A CPU the server may not use leaves the thread where it
+  // is.
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(t->qid, &set);
+  (void)sched_setaffinity(0, sizeof set, &set);
   if (t->disabled) {
     // io_uring_enable_rings is declared by liburing 2.3 but not exported.
     if (syscall(__NR_io_uring_register, t->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0) != 0) {

@@ -56,7 +56,19 @@ void HostTracker::sync_cpu_usage() {
 
 bool HostTracker::ensure_pid(Pid pid) { return mirror_->ensure_pid(pid); }
 
-void HostTracker::add_new_threads(Pid tgid) { mirror_->add_new_threads(tgid); }
+void HostTracker::add_new_threads(Pid tgid) {
+  // The connector's event for a thread is in the socket before the clone
+  // that made it returns, so a thread made before this write is known once
+  // the waiting events are applied: one poll instead of a /proc listing.
+  if (catch_up_events()) return;
+  mirror_->add_new_threads(tgid);
+}
+
+std::optional<fs::TaskIdentity> HostTracker::identity(Pid tid) {
+  std::optional<ProcessRecord> rec = records_.process(tid);
+  if (!rec || rec->ino == 0 || rec->start == 0) return std::nullopt;
+  return fs::TaskIdentity{.start = rec->start, .ino = rec->ino};
+}
 
 void HostTracker::settle_exits(std::span<const Pid> tids) {
   (void)catch_up_events();
@@ -203,7 +215,8 @@ void HostTracker::loop() {
     if (mem_period.count() > 0) until = std::min(until, next_mem);
     const int timeout = static_cast<int>(
         std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count() + 1));
-    const bool reading = conn_ && !paused_.load();
+    const bool held = held_.load();
+    const bool reading = conn_ && !paused_.load() && !held;
     pollfd fds[3] = {{wake_fd_, POLLIN, 0},
                      {reading ? conn_->fd() : -1, POLLIN, 0},
                      {taskstats_ ? taskstats_->fd() : -1, POLLIN, 0}};
@@ -214,14 +227,17 @@ void HostTracker::loop() {
       (void)!::read(wake_fd_, &v, sizeof v);
     }
     uint64_t asked;
+    bool asked_anew;
     {
       std::lock_guard<std::mutex> l(catch_up_mu_);
       asked = catch_up_asked_;
+      asked_anew = asked > catch_up_done_;
     }
     // Exits first: the kernel sends a thread's statistics before its
     // connector exit event, so the engine still has the thread.
     if (fds[2].revents & (POLLIN | POLLERR)) drain_taskstats();
     if (reading && (fds[1].revents & (POLLIN | POLLERR))) drain();
+    if (held && asked_anew && conn_ && !paused_.load()) drain();
     if (asked) {
       std::lock_guard<std::mutex> l(catch_up_mu_);
       if (catch_up_done_ < asked) {
@@ -322,6 +338,11 @@ HostTracker::Stats HostTracker::stats() const {
 
 void HostTracker::TEST_pause_events(bool paused) {
   paused_.store(paused);
+  wake();
+}
+
+void HostTracker::TEST_hold_events(bool held) {
+  held_.store(held);
   wake();
 }
 

@@ -148,9 +148,16 @@ class HostTracker final : public fs::Backend {
 
   // ---- fs::Backend (called with no engine lock held)
   bool resolve_pid(Pid pid) override { return ensure_pid(pid); }
-  // The threads /proc/TGID/task lists that the mirror lacks are added now
+  // The threads the process has made that the mirror lacks are added now:
+  // with the connector, by applying the events waiting in its socket
+  // (catch_up_events); without it, those /proc/TGID/task lists
   // (Mirror::add_new_threads).
   void add_new_threads(Pid tgid) override;
+  // A process's identity from its record (start time and pidfs inode
+  // number, noted when the mirror added it); nullopt for a thread other
+  // than the leader, whose record has no inode number, and for an unknown
+  // id: the journal then reads /proc itself.
+  std::optional<fs::TaskIdentity> identity(Pid tid) override;
   // Events waiting in the connector's socket are applied first (an exit the
   // caller has reaped is there already), then the tasks are matched against
   // /proc (Mirror::recheck_tasks), for exits no event has brought yet.
@@ -196,6 +203,10 @@ class HostTracker final : public fs::Backend {
   // Test hooks. Stops (true) or resumes (false) reading the connector, so
   // that a burst of events overflows the socket buffer.
   void TEST_pause_events(bool paused);
+  // Holds (true) the connector's events in the socket until a catch-up
+  // (catch_up_events) asks for them, as if the background thread had not
+  // got to them yet; false reads them as they come again.
+  void TEST_hold_events(bool held);
 
  private:
   HostTracker(Engine& engine, const BuiltinControllers& controllers,
@@ -229,6 +240,7 @@ class HostTracker final : public fs::Backend {
   int wake_fd_ = -1;
   std::atomic<bool> stopping_{false};
   std::atomic<bool> paused_{false};
+  std::atomic<bool> held_{false};  // TEST_hold_events
   std::atomic<int> conn_fd_{-1};  // conn_'s socket, for catch_up_events' poll
 
   // catch_up_events' requests and the thread's answers. A std::mutex, for

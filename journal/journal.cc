@@ -567,11 +567,18 @@ void Journal::record(const fs::Change& c) {
   r.request = fs::current_request;
   if (r.type == Record::Type::kWrite && is_membership_file(c.file)) {
     r.pid = c.pid;
-    std::optional<ProcStat> st = proc_stat(c.pid);
-    if (!st) return;  // gone already: nothing to place
-    r.start = st->start;
     r.stamp = boottime_ns();
-    r.ino = pidfs_ino(c.pid);
+    if (c.identity) {
+      // The identity of the task the fs moved, as the backend knew it: no
+      // /proc read (two lookups would cost more than the rest of the write).
+      r.start = c.identity->start;
+      r.ino = c.identity->ino;
+    } else {
+      std::optional<ProcStat> st = proc_stat(c.pid);
+      if (!st) return;  // gone already: nothing to place
+      r.start = st->start;
+      r.ino = pidfs_ino(c.pid);
+    }
   }
   const std::string bytes = encode(r);
   std::lock_guard<std::mutex> lock(mu_);

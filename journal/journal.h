@@ -6,8 +6,10 @@
 // rename, chmod, chown, and every successful write of a control file, in
 // the order the fs made them; a write to cgroup.procs / tasks /
 // cgroup.threads also records the process's identity (its start time) and
-// when it was made (CLOCK_BOOTTIME). Restore replays them through the same
-// fs calls, so one mechanism makes and remakes the state. A process is
+// when it was made (CLOCK_BOOTTIME). The identity is the one the fs's
+// backend knew the task by (fs::Change::identity), read from /proc only
+// when the backend has none. Restore replays them through the same fs
+// calls, so one mechanism makes and remakes the state. A process is
 // identified by its pid and its pidfs inode number (pidfs_ino), with its
 // start time as a fallback (docs/host.md, "Process identity"). Memberships are
 // then re-validated against /proc (restore()).

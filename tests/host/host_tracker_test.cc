@@ -283,8 +283,8 @@ TEST_P(Follow, WrittenPidIsLookedUpAtOnce) {
 }
 
 // Threads a process made just before a cgroup.procs write, whose events the
-// tracker has not had yet, are looked up in /proc/PID/task at the write and
-// move with their process.
+// tracker has not had yet (with the connector: events it does not read),
+// are looked up in /proc/PID/task at the write and move with their process.
 TEST_P(Follow, ThreadsMadeJustBeforeAProcsWriteMoveWithIt) {
   without_rescans = true;
   START();
@@ -308,6 +308,29 @@ TEST_P(Follow, ThreadsMadeJustBeforeAProcsWriteMoveWithIt) {
     EXPECT_TRUE(eventually([&] { return has_process(marker.pid()); }));
     EXPECT_EQ(engine_tids(h.pid()), proc_tids(h.pid()));
   }
+  EXPECT_TRUE(engine.check_invariants().ok()) << engine.check_invariants().message();
+}
+
+// With the connector, the write applies the clone events still waiting in
+// the socket (no /proc listing): the threads move with their process.
+TEST_P(Follow, ThreadsWhoseEventsWaitInTheSocketMoveWithTheirProcess) {
+  if (!GetParam()) GTEST_SKIP() << "the rescan fallback has no events to catch up on";
+  without_rescans = true;
+  START();
+  ASSERT_EQ(mkdir("/a"), 0);
+  tracker->TEST_hold_events(true);  // read only when a catch-up asks
+  Child h = Child::helper("threads_after:200:2");
+  ASSERT_TRUE(h.ok());
+  ASSERT_TRUE(tracker->ensure_pid(h.pid()));
+  const size_t before = engine_tids(h.pid()).size();
+  ASSERT_TRUE(eventually([&] { return proc_tids(h.pid()).size() >= before + 2; }));
+  ASSERT_LT(engine_tids(h.pid()).size(), proc_tids(h.pid()).size()) << "the tracker already knew";
+  const int64_t seen = tracker->events_seen();
+  ASSERT_EQ(echo("/a/cgroup.procs", std::to_string(h.pid())), 0);
+  EXPECT_GT(tracker->events_seen(), seen) << "the write did not catch up on the events";
+  EXPECT_EQ(engine_tids(h.pid()), proc_tids(h.pid()));
+  for (Pid t : proc_tids(h.pid())) EXPECT_EQ(cgroup_of(t), "/a") << "thread " << t;
+  tracker->TEST_hold_events(false);
   EXPECT_TRUE(engine.check_invariants().ok()) << engine.check_invariants().message();
 }
 

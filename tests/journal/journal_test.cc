@@ -170,5 +170,47 @@ TEST(JournalRestore, AFreshEngineGetsTheSameTreeValuesModesAndIds) {
   EXPECT_EQ(w.fs->getattr(*c)->mode, 0700u);
 }
 
+// A membership write records the identity the fs's backend gave with the
+// change, and reads /proc only when there is none.
+TEST(JournalRecord, AMembershipTakesTheBackendsIdentityElseReadsProc) {
+  TempDir dir;
+  ASSERT_FALSE(dir.path.empty());
+  World w("hybrid");
+  Result<std::unique_ptr<Journal>> j = Journal::open(dir.path, [](const std::string&) {});
+  ASSERT_TRUE(j.ok());
+  ASSERT_TRUE((*j)->start(*w.fs, "hybrid").ok());
+  const Pid self = getpid();
+  {
+    MutexLock lock(w.engine.cgroup_mutex());
+    (*j)->record({.kind = fs::Change::Kind::kWrite, .path = "/pids/cgroup.procs", .text = "1",
+                  .file = "cgroup.procs", .pid = self,
+                  .identity = fs::TaskIdentity{.start = 12345, .ino = 678}});
+    (*j)->record({.kind = fs::Change::Kind::kWrite, .path = "/pids/cgroup.procs", .text = "1",
+                  .file = "cgroup.procs", .pid = self});
+  }
+  (*j)->stop();
+  std::string bytes;
+  {
+    const int fd = open((dir.path + "/journal").c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    char buf[4096];
+    for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) bytes.append(buf, static_cast<size_t>(n));
+    close(fd);
+  }
+  size_t valid = 0;
+  std::vector<Record> records = decode(bytes, &valid);
+  ASSERT_GE(records.size(), 2u);
+  const Record& given = records[records.size() - 2];
+  const Record& looked_up = records.back();
+  EXPECT_EQ(given.pid, self);
+  EXPECT_EQ(given.start, 12345u);
+  EXPECT_EQ(given.ino, 678u);
+  EXPECT_NE(given.stamp, 0u);
+  std::optional<ProcStat> st = proc_stat(self);
+  ASSERT_TRUE(st.has_value());
+  EXPECT_EQ(looked_up.start, st->start);
+  EXPECT_EQ(looked_up.ino, pidfs_ino(self));
+}
+
 }  // namespace
 }  // namespace cgcore::journal
