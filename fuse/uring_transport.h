@@ -1,5 +1,5 @@
 // The transport between the kernel's FUSE and the request handlers:
-// /dev/fuse reads and writes (libfuse's own loop), or FUSE over io_uring
+// /dev/fuse reads and writes (fuse/dev_loop.h), or FUSE over io_uring
 // (Linux 6.14+, when /sys/module/fuse/parameters/enable_uring is Y).
 //
 // Debian 12's libfuse (3.14) knows nothing of the ring, so UringTransport
@@ -15,9 +15,10 @@
 //
 // The ring: one queue per possible CPU (the kernel picks the queue of the
 // CPU the requesting thread runs on, and uses the ring only once every
-// queue has an entry), `threads_per_queue` threads per queue, each with its
-// own io_uring and one entry. A thread takes a request from its entry's
-// completion, rebuilds the /dev/fuse form of it, hands it to libfuse's
+// queue has an entry), `threads_per_queue` threads per queue, each pinned
+// to its queue's CPU, with its own io_uring and one entry. A thread takes
+// a request from its entry's completion, rebuilds the /dev/fuse form of
+// it, hands it to libfuse's
 // dispatcher (fuse_session_process_buf, i.e. the same handlers), and
 // commits the reply with the fetch of the next request in one submission.
 // FORGET and INTERRUPT still come on /dev/fuse, which libfuse's loop keeps

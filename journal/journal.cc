@@ -541,6 +541,7 @@ void Journal::stop() {
   }
   cv_.notify_all();
   if (compactor_.joinable()) compactor_.join();
+  fs_ = nullptr;  // the fs may go now; a second stop (the destructor's) leaves it alone
   std::lock_guard<std::mutex> lock(mu_);
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;

@@ -116,7 +116,8 @@ class Journal final : public fs::ChangeLog {
   // file with `layout` in its header, installs itself as the fs's change
   // log, and starts the background compactor. Errors: file errnos.
   Status start(fs::CgroupFs& fs, const std::string& layout);
-  // Removes itself from the fs and stops the compactor.
+  // Removes itself from the fs and stops the compactor; the fs may be
+  // destroyed after it. Idempotent (the destructor calls it again).
   void stop();
 
   // fs::ChangeLog. REQUIRES: the engine's cgroup mutex.
