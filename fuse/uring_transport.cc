@@ -5,8 +5,8 @@
 #include <liburing.h>
 #include <linux/fuse.h>
 #include <pthread.h>
-#include <signal.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
