@@ -103,12 +103,12 @@ void DevLoop::follow(const void* mem) {
   std::memcpy(&h, mem, sizeof h);
   if (h.pid == 0) return;  // a requester the connection's namespace cannot name
   const int cpu = last_cpu_of(h.pid);
-  if (cpu < 0 || cpu >= CPU_SETSIZE || cpu == leader_cpu_.load()) return;
+  if (cpu < 0 || cpu >= CPU_SETSIZE || cpu == leader_cpu_) return;
   cpu_set_t set;
   CPU_ZERO(&set);
   CPU_SET(cpu, &set);
   // A CPU this server may not use (a cpuset) leaves the leader where it is.
-  if (sched_setaffinity(0, sizeof set, &set) == 0) leader_cpu_.store(cpu);
+  if (sched_setaffinity(0, sizeof set, &set) == 0) leader_cpu_ = cpu;
 }
 
 int DevLoop::serve_one(void** mem, bool leader) {

@@ -7,9 +7,10 @@
 // wherever it last ran. On a small virtual machine, waking another CPU
 // costs more than the whole request (docs/performance.md, "The mount
 // write"): the requester sleeps on one CPU, the server wakes on the other,
-// and the reply has to wake the requester's CPU again. Every thread that
-// waits on the descriptor is woken for each request, so exactly one thread
-// waits there, the leader, and it runs on the requester's CPU: a request
+// and the reply has to wake the requester's CPU again. Threads that wait
+// in poll(2) are all woken for each request (a worker pinned to each CPU
+// measured no better for that), so exactly one thread waits on the
+// descriptor, the leader, and it runs on the requester's CPU: a request
 // and its reply are then two switches on one CPU and wake nothing
 // elsewhere. The leader learns where its requesters run from
 // /proc/TID/stat (the CPU a task last ran on) on the first request after
@@ -70,11 +71,6 @@ class DevLoop {
   // thread could be started.
   int run();
 
-  // The CPU the leader is pinned to now (-1: not pinned), and how many
-  // requests helpers have served (tests).
-  int TEST_leader_cpu() const { return leader_cpu_.load(); }
-  uint64_t TEST_helped() const { return helped_.load(); }
-
  private:
   // The leader checks where its requester runs every this many requests.
   static constexpr uint64_t kFollowEvery = 8;
@@ -91,8 +87,8 @@ class DevLoop {
   // The session ended from a server thread's side (connection gone, read
   // error).
   void end(int err);
-  // run()'s look, every tick while requests come: wakes a helper if a
-  // request waits unread.
+  // run()'s look at each of its wake-ups: wakes a helper, starting one if
+  // none is idle, if a request waits unread.
   void look_for_stalls();
 
   fuse_session* const se_;
@@ -105,8 +101,8 @@ class DevLoop {
   std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> served_{0};  // requests the leader took
   std::atomic<uint64_t> helped_{0};  // requests helpers took
-  std::atomic<int> leader_cpu_{-1};
-  int64_t last_request_ns_ = 0;      // the leader's own: when it last took one
+  int leader_cpu_ = -1;          // the leader's own: where it is pinned
+  int64_t last_request_ns_ = 0;  // ... when it last took a request
 
   std::mutex mu_;  // a leaf: helpers' hand-off
   std::condition_variable wake_helpers_;
