@@ -225,7 +225,7 @@ int DevLoop::run() {
   const uint64_t one = 1;
   (void)!::write(stop_fd_, &one, sizeof one);
   leader_.join();
-  std::list<std::thread> helpers;
+  std::vector<std::thread> helpers;
   {
     std::lock_guard<std::mutex> lock(mu_);
     wake_helpers_.notify_all();

@@ -43,9 +43,9 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
-#include <list>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 struct fuse_session;
 
@@ -108,7 +108,7 @@ class DevLoop {
   std::condition_variable wake_helpers_;
   uint64_t calls_ = 0;    // guarded by mu_: wake-ups asked of the helpers
   int idle_helpers_ = 0;  // guarded by mu_
-  std::list<std::thread> helpers_;  // guarded by mu_ (joined by run())
+  std::vector<std::thread> helpers_;  // guarded by mu_ (joined by run())
   std::thread leader_;
 };
 

@@ -133,6 +133,17 @@ class Follow : public HostFixture, public ::testing::WithParamInterface<bool> {
   void enable(const std::string& controllers) {
     ASSERT_EQ(echo("/cgroup.subtree_control", controllers), 0);
   }
+  // A process the tracker knows that has since made two threads it has not
+  // heard of (the caller keeps the clone events from being read), in *out.
+  void spawn_with_unseen_threads(std::optional<Child>* out) {
+    out->emplace(Child::helper("threads_after:200:2"));
+    ASSERT_TRUE((*out)->ok());
+    const Pid pid = (*out)->pid();
+    ASSERT_TRUE(tracker->ensure_pid(pid));
+    const size_t before = engine_tids(pid).size();
+    ASSERT_TRUE(eventually([&] { return proc_tids(pid).size() >= before + 2; }));
+    ASSERT_LT(engine_tids(pid).size(), proc_tids(pid).size()) << "the tracker already knew";
+  }
 };
 
 // start() skips the test where the connector is unavailable; GTEST_SKIP in
@@ -290,12 +301,9 @@ TEST_P(Follow, ThreadsMadeJustBeforeAProcsWriteMoveWithIt) {
   START();
   ASSERT_EQ(mkdir("/a"), 0);
   if (GetParam()) tracker->TEST_pause_events(true);  // the clone events wait in the socket
-  Child h = Child::helper("threads_after:200:2");
-  ASSERT_TRUE(h.ok());
-  ASSERT_TRUE(tracker->ensure_pid(h.pid()));
-  const size_t before = engine_tids(h.pid()).size();
-  ASSERT_TRUE(eventually([&] { return proc_tids(h.pid()).size() >= before + 2; }));
-  ASSERT_LT(engine_tids(h.pid()).size(), proc_tids(h.pid()).size()) << "the tracker already knew";
+  std::optional<Child> child;
+  ASSERT_NO_FATAL_FAILURE(spawn_with_unseen_threads(&child));
+  Child& h = *child;
   ASSERT_EQ(echo("/a/cgroup.procs", std::to_string(h.pid())), 0);
   EXPECT_EQ(engine_tids(h.pid()), proc_tids(h.pid()));
   for (Pid t : proc_tids(h.pid())) EXPECT_EQ(cgroup_of(t), "/a") << "thread " << t;
@@ -319,12 +327,9 @@ TEST_P(Follow, ThreadsWhoseEventsWaitInTheSocketMoveWithTheirProcess) {
   START();
   ASSERT_EQ(mkdir("/a"), 0);
   tracker->TEST_hold_events(true);  // read only when a catch-up asks
-  Child h = Child::helper("threads_after:200:2");
-  ASSERT_TRUE(h.ok());
-  ASSERT_TRUE(tracker->ensure_pid(h.pid()));
-  const size_t before = engine_tids(h.pid()).size();
-  ASSERT_TRUE(eventually([&] { return proc_tids(h.pid()).size() >= before + 2; }));
-  ASSERT_LT(engine_tids(h.pid()).size(), proc_tids(h.pid()).size()) << "the tracker already knew";
+  std::optional<Child> child;
+  ASSERT_NO_FATAL_FAILURE(spawn_with_unseen_threads(&child));
+  Child& h = *child;
   const int64_t seen = tracker->events_seen();
   ASSERT_EQ(echo("/a/cgroup.procs", std::to_string(h.pid())), 0);
   EXPECT_GT(tracker->events_seen(), seen) << "the write did not catch up on the events";
