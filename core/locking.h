@@ -13,12 +13,13 @@
 //                                 rebinding take it exclusive, which freezes
 //                                 the set of tasks of the whole engine.
 //   3. Process::threadgroup_lock  Per process. Fork (from any thread of the
-//                                 process), thread creation, exit and
-//                                 credential changes take it shared; migrating
-//                                 any thread of the process, and exec, take it
-//                                 exclusive, which freezes the process's
-//                                 threads, their css_sets and its credentials
-//                                 (what a move check reads).
+//                                 process), thread creation and exit take it
+//                                 shared; migrating any thread of the
+//                                 process, exec and credential changes take
+//                                 it exclusive, which freezes the process's
+//                                 threads and their css_sets (what a move
+//                                 reads); its credentials (what fork and a
+//                                 move check read) change only exclusive.
 //   4. Engine::css_set_lock_      Guards css_set task lists (tasks and
 //                                 mg_tasks), css_set reference drops to zero,
 //                                 the css_set hash table, cgroup <-> css_set
@@ -60,6 +61,11 @@ void note_acquire(const void* lock, bool exclusive);
 void note_release(const void* lock);
 [[noreturn]] void fail(const char* what, const void* lock);
 }  // namespace lock_debug
+
+// What two locks written by different CPUs are kept apart by (this
+// machine kind's line; std::hardware_destructive_interference_size is not in
+// every standard library we build with).
+inline constexpr size_t kCacheLineBytes = 64;
 
 #ifdef NDEBUG
 inline constexpr bool kLockDebug = false;
@@ -262,7 +268,7 @@ class CG_CAPABILITY("sharded_rwsem") ShardedRwSem {
 
  private:
   static constexpr int kShards = 16;
-  struct alignas(64) Shard {
+  struct alignas(kCacheLineBytes) Shard {
     RwSem sem;
   };
   // The shard the calling thread reads through (stable per thread).

@@ -100,7 +100,7 @@ class Slab {
   static void unpoison(void*, size_t) {}
 #endif
 
-  RwLock lock_;
+  alignas(kCacheLineBytes) RwLock lock_;  // slabs side by side share no line
   Free* free_ CG_GUARDED_BY(lock_) = nullptr;
   Chunk* chunks_ CG_GUARDED_BY(lock_) = nullptr;
   char* bump_ CG_GUARDED_BY(lock_) = nullptr;  // the newest chunk's unused part

@@ -156,8 +156,9 @@ class Process {
   // The process id (the leader's tid). Fixed once published, except that a
   // provisional process takes its real id (Engine::change_task_id).
   Pid tgid() const { return tgid_.load(std::memory_order_relaxed); }
-  // Fork, thread creation, exit and credential changes of this process take
-  // it shared; migrating any of its threads, and exec, take it exclusive.
+  // Fork, thread creation and exit of this process take it shared;
+  // migrating any of its threads, exec and credential changes take it
+  // exclusive.
   RwSem& threadgroup_lock() { return threadgroup_lock_; }
   // The address space; changes on exec. Holds a reference.
   Mm* mm() const { return mm_.load(std::memory_order_acquire); }
@@ -182,8 +183,8 @@ class Process {
   RwSem threadgroup_lock_;
   std::atomic<uint32_t> refs_{0};  // one per Task object of the process
 
-  // Written with threadgroup_lock_ held shared and the css_set lock held
-  // exclusive; read under either (the lock exclusive, or the css_set lock).
+  // Written with threadgroup_lock_ exclusive and the css_set lock exclusive;
+  // read holding either (threadgroup_lock_ in either mode).
   Creds creds_;
   // Guarded by css_set_lock; changed only under threadgroup_lock_ too, so a
   // holder of that lock exclusive may read it without the css_set lock.

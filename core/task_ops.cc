@@ -171,11 +171,8 @@ Result<Pid> Engine::fork(Pid parent_tid, const ForkOptions& opts) {
   SharedLock<RwSem> ptg(pp.threadgroup_lock_);
   if (parent->exiting())
     return Status::Error(ESRCH, "task " + std::to_string(parent_tid) + " is exiting");
-  Creds creds;
-  {
-    SharedLock<RwLock> cs(css_set_lock_);
-    creds = opts.creds.value_or(pp.creds_);
-  }
+  // The shared hold of the parent's threadgroup lock keeps its credentials.
+  const Creds creds = opts.creds.value_or(pp.creds_);
   return create_process_locked(*parent->cset(), creds, pp.mm(), opts.share_mm, opts.pid);
 }
 
@@ -189,7 +186,7 @@ Result<Pid> Engine::clone_thread(Pid tid, std::optional<Pid> new_tid) {
   return create_thread_locked(*parent->cset(), pp, new_tid);
 }
 
-void Engine::exit_task_locked(Task& task) {
+bool Engine::exit_task_locked(Task& task, Task** next_thread) {
   threadgroup_rwsem_.AssertReaderHeld();
   Process& proc = task.process();
   proc.threadgroup_lock_.AssertReaderHeld();
@@ -198,12 +195,23 @@ void Engine::exit_task_locked(Task& task) {
   bool last;
   {
     ExclusiveLock<RwLock> cs(css_set_lock_);
+    // Whoever picks the next thread here saves exit_process a second hold.
+    auto pick_next = [&] {
+      if (!next_thread) return;
+      *next_thread = proc.threads_.front();
+      if (*next_thread) (*next_thread)->get();
+    };
+    if (task.dead()) {  // two callers raced to end it; the other one did
+      pick_next();
+      return false;
+    }
     cset = task.cset();
     unlink_task_locked(task);
     task.cset_.store(nullptr, std::memory_order_release);
     task.thread_node.unlink();
     last = --proc.nr_threads_ == 0;
     task.state_.fetch_or(Task::kDead, std::memory_order_release);
+    pick_next();
   }
   nr_live_tasks_.fetch_sub(1, std::memory_order_relaxed);
   const size_t nr_ss = nr_controllers();
@@ -235,6 +243,7 @@ void Engine::exit_task_locked(Task& task) {
   // Callers hold their own reference, so these never free `task` under them.
   for (Task* t : drop)
     if (t) t->put();
+  return true;
 }
 
 Status Engine::mark_exiting(Pid tid) {
@@ -252,8 +261,8 @@ Status Engine::exit_thread(Pid tid) {
   if (!t) return Status::Error(ESRCH, "no task " + std::to_string(tid));
   SharedLock<ShardedRwSem> tg(threadgroup_rwsem_);
   SharedLock<RwSem> ptg(t->process().threadgroup_lock_);
-  if (t->dead()) return Status::Error(ESRCH, "task " + std::to_string(tid) + " has exited");
-  exit_task_locked(*t.get());
+  if (!exit_task_locked(*t.get()))
+    return Status::Error(ESRCH, "task " + std::to_string(tid) + " has exited");
   return Status::Ok();
 }
 
@@ -263,18 +272,16 @@ Status Engine::exit_process(Pid tgid) {
   Process& proc = t->process();
   SharedLock<ShardedRwSem> tg(threadgroup_rwsem_);
   SharedLock<RwSem> ptg(proc.threadgroup_lock_);
+  // The task looked up first (the leader, unless it is a zombie already),
+  // then whichever thread is first in the list when the previous one left.
   bool any = false;
-  for (;;) {
-    Task* next;
-    {
-      SharedLock<RwLock> cs(css_set_lock_);
-      next = proc.threads_.front();
-      if (next) next->get();
-    }
-    if (!next) break;
-    any = true;
-    exit_task_locked(*next);
+  Task* next = t.get();
+  next->get();
+  while (next) {
+    Task* after = nullptr;
+    any |= exit_task_locked(*next, &after);
     next->put();
+    next = after;
   }
   if (!any) return Status::Error(ESRCH, "process " + std::to_string(tgid) + " has exited");
   return Status::Ok();
@@ -363,8 +370,10 @@ Status Engine::set_creds(Pid tgid, const Creds& creds) {
   TaskRef t = lookup_task(tgid);
   if (!t) return Status::Error(ESRCH, "no process " + std::to_string(tgid));
   Process& proc = t->process();
-  // A move check reads the credentials under the threadgroup lock alone.
-  SharedLock<RwSem> ptg(proc.threadgroup_lock_);
+  // Both locks, so that a holder of either reads them: fork and a move
+  // check under the threadgroup lock, anyone else (a controller hook in a
+  // migration, say) under the css_set lock.
+  ExclusiveLock<RwSem> ptg(proc.threadgroup_lock_);
   ExclusiveLock<RwLock> cs(css_set_lock_);
   proc.creds_ = creds;
   return Status::Ok();

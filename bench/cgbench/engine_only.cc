@@ -435,6 +435,13 @@ std::vector<Row> bench_concurrency(const Config& cfg) {
                            "x",
                            "a third thread only spins (" + std::to_string(std::thread::hardware_concurrency()) +
                                " CPUs), never touching the engine"));
+  // With three busy threads on two CPUs the forkers get less CPU than with
+  // two, whatever the engine does; against the spinning phase (the same
+  // three threads, one never touching the engine) what is left is the
+  // migrations' interference.
+  rows.push_back(value_row("fork_exit_throughput_ratio_migrating_vs_spinning",
+                           unrelated.median() / spin.median(), "x",
+                           "migrating other / spinning other: the migrations' cost alone"));
   rows.push_back(value_row("migrations_per_s_other", mig_u.median(), "ops/s",
                            "the migrating thread's rate meanwhile"));
   rows.push_back(value_row("migrations_per_s_forkers", mig_f.median(), "ops/s",
