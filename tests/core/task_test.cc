@@ -1,4 +1,7 @@
 // Tasks, processes and address spaces: spawn, fork, threads, exit, exec.
+#include <atomic>
+#include <thread>
+
 #include "tests/core/test_util.h"
 
 namespace cgcore::testing {
@@ -79,6 +82,35 @@ TEST_F(TaskTest, ThreadsShareTheProcess) {
   EXPECT_EQ(engine.creds(t2)->uid, 7u);
   EXPECT_EQ(engine.TEST_object_counts().processes, 1);
   EXPECT_EQ(engine.TEST_object_counts().mms, 1);
+}
+
+// Two callers ending the same thread at once: exactly one ends it, the other
+// gets ESRCH, and nothing is unlinked twice.
+TEST_F(TaskTest, RacingExitsOfOneThreadEndItOnce) {
+  for (int round = 0; round < 200; ++round) {
+    Pid p = spawn();
+    Pid t1 = *engine.clone_thread(p);
+    std::atomic<int> thread_ok{0}, thread_esrch{0};
+    Status process_st;
+    auto end_thread = [&] {
+      Status st = engine.exit_thread(t1);
+      if (st.ok()) thread_ok.fetch_add(1);
+      else if (st.err() == ESRCH) thread_esrch.fetch_add(1);
+    };
+    std::thread a(end_thread), b(end_thread);
+    std::thread c([&] { process_st = engine.exit_process(p); });
+    a.join();
+    b.join();
+    c.join();
+    EXPECT_TRUE(process_st.ok());  // its leader was alive
+    // At most one exit_thread ends t1 (none if exit_process got there first).
+    EXPECT_LE(thread_ok.load(), 1);
+    EXPECT_EQ(thread_ok.load() + thread_esrch.load(), 2);
+    EXPECT_FALSE(engine.tgid_of(t1).ok());
+    EXPECT_FALSE(engine.tgid_of(p).ok());
+  }
+  ASSERT_TRUE(engine.check_invariants().ok());
+  EXPECT_EQ(engine.TEST_object_counts().tasks, 0);
 }
 
 TEST_F(TaskTest, SharedAddressSpace) {
