@@ -84,8 +84,9 @@ TEST_F(TaskTest, ThreadsShareTheProcess) {
   EXPECT_EQ(engine.TEST_object_counts().mms, 1);
 }
 
-// Two callers ending the same thread at once: exactly one ends it, the other
-// gets ESRCH, and nothing is unlinked twice.
+// Two exit_thread calls and an exit_process racing for one thread: the
+// thread is ended once (by at most one exit_thread), the losers get ESRCH,
+// and nothing is unlinked twice.
 TEST_F(TaskTest, RacingExitsOfOneThreadEndItOnce) {
   for (int round = 0; round < 200; ++round) {
     Pid p = spawn();
